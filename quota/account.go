@@ -1,0 +1,53 @@
+package quota
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Status is an account's standing.
+type Status string
+
+// The statuses an account can have. Only an active account relays.
+const (
+	StatusActive     Status = "active"
+	StatusSuspended  Status = "suspended"
+	StatusTerminated Status = "terminated"
+)
+
+// ParseStatus checks s names a known status; "" means active.
+func ParseStatus(s string) (Status, error) {
+	switch Status(s) {
+	case "", StatusActive:
+		return StatusActive, nil
+	case StatusSuspended, StatusTerminated:
+		return Status(s), nil
+	}
+	return "", fmt.Errorf("unknown account status %q (want active, suspended or terminated)", s)
+}
+
+// Source says where an account's definition came from.
+type Source string
+
+// Account sources, in order of precedence.
+const (
+	FromFile    Source = "file"    // the config file or its accounts_file; wins
+	FromStore   Source = "store"   // the store, managed through the admin API
+	FromDefault Source = "default" // quota.default_daily_limit for any other login
+)
+
+// Account is a customer: the SASL login, the relays it may send per day and
+// its status.
+type Account struct {
+	Name       string
+	DailyLimit int64
+	Status     Status
+	Source     Source
+}
+
+// NormalizeName maps a login to the key accounts are stored under. Logins are
+// case-insensitive: the config loader lowercases keys, and two logins that
+// differ only in case must not get two quotas.
+func NormalizeName(login string) string {
+	return strings.ToLower(strings.TrimSpace(login))
+}

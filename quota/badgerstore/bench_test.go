@@ -1,0 +1,41 @@
+package badgerstore
+
+import (
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/relaycap/relaycap/quota"
+)
+
+// BenchmarkReserveCommit measures the engine's whole cycle for one relay on
+// Badger: reserve, then a durable commit, spread over many accounts.
+func BenchmarkReserveCommit(b *testing.B) {
+	for _, sync := range []bool{false, true} {
+		b.Run("sync="+strconv.FormatBool(sync), func(b *testing.B) {
+			s, err := Open(b.TempDir(), Options{HistoryDays: 400, SyncWrites: sync})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			loc, _ := time.LoadLocation("America/New_York")
+			e, _ := quota.NewEngine(s, quota.Settings{Location: loc, DefaultDailyLimit: 1 << 40})
+			now := time.Date(2026, 11, 27, 12, 0, 0, 0, loc)
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					login := "user" + strconv.FormatInt(next.Add(1)%1000, 10)
+					var txn quota.Txn
+					if d, err := e.Reserve(&txn, login, now); err != nil || !d.Allowed() {
+						b.Fatal(d.Verdict, err)
+					}
+					if _, err := e.Commit(&txn, now); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,243 @@
+// Package badgerstore keeps relaycap's usage counters and store-managed
+// accounts in an embedded Badger database. One process owns the directory
+// (Badger locks it); every commit is one Badger transaction.
+package badgerstore
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/relaycap/relaycap/quota"
+)
+
+// Options tune the store.
+type Options struct {
+	// HistoryDays is how long a day's usage is kept before it expires.
+	HistoryDays int
+	// SyncWrites makes every commit wait for fsync, so a committed relay
+	// survives a power loss, not only a crash of the process.
+	SyncWrites bool
+	// Logger receives Badger's own log lines.
+	Logger *slog.Logger
+}
+
+// Store is a quota.Store on Badger.
+type Store struct {
+	db   *badger.DB
+	ttl  time.Duration
+	stop chan struct{}
+	done sync.WaitGroup
+}
+
+var _ quota.Store = (*Store)(nil)
+
+// ErrLocked means another process holds the state directory.
+var ErrLocked = errors.New("state directory is in use by another process (is relaycap already running?)")
+
+// Open opens or creates the database in dir.
+func Open(dir string, o Options) (*Store, error) {
+	if o.HistoryDays < 1 {
+		return nil, fmt.Errorf("badgerstore: history of %d days", o.HistoryDays)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	// Small options: a daemon beside a mail relay should stay in the tens of
+	// MB. The memtable is allocated whole, so its size is the floor of RSS.
+	opts := badger.DefaultOptions(dir).
+		WithLogger(slogLogger{o.Logger.With("component", "badger")}).
+		WithLoggingLevel(badger.WARNING).
+		WithSyncWrites(o.SyncWrites).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(2 << 20).
+		WithBaseLevelSize(8 << 20).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithValueLogFileSize(16 << 20).
+		WithNumCompactors(2).
+		WithNumVersionsToKeep(1)
+	db, err := badger.Open(opts)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("open %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	s := &Store{
+		db: db,
+		// A day's key lives its history plus the day itself and a margin
+		// for the longest offset between the zone and the host clock.
+		ttl:  time.Duration(o.HistoryDays+2) * 24 * time.Hour,
+		stop: make(chan struct{}),
+	}
+	s.done.Add(1)
+	go s.collectGarbage(10 * time.Minute)
+	return s, nil
+}
+
+// Close flushes and closes the database.
+func (s *Store) Close() error {
+	close(s.stop)
+	s.done.Wait()
+	return s.db.Close()
+}
+
+func usageKey(account string, day quota.Day) []byte {
+	return []byte("u/" + account + "\x00" + string(day))
+}
+
+func accountKey(name string) []byte { return []byte("a/" + name) }
+
+// Usage returns the relays committed for account on day.
+func (s *Store) Usage(account string, day quota.Day) (int64, error) {
+	var n int64
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		n, err = readCount(txn, usageKey(account, day))
+		return err
+	})
+	return n, err
+}
+
+// AddUsage adds n to account's usage on day in one Badger transaction.
+func (s *Store) AddUsage(account string, day quota.Day, n int64) (int64, error) {
+	key := usageKey(account, day)
+	var total int64
+	// The engine serialises one account's commits, so a conflict can only
+	// come from outside that contract; retry a few times all the same.
+	var err error
+	for range 3 {
+		err = s.db.Update(func(txn *badger.Txn) error {
+			cur, err := readCount(txn, key)
+			if err != nil {
+				return err
+			}
+			total = cur + n
+			var buf [8]byte
+			binary.BigEndian.PutUint64(buf[:], uint64(total))
+			return txn.SetEntry(badger.NewEntry(key, buf[:]).WithTTL(s.ttl))
+		})
+		if !errors.Is(err, badger.ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	return total, nil
+}
+
+func readCount(txn *badger.Txn, key []byte) (int64, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("usage record %q has %d bytes, want 8", key, len(v))
+		}
+		n = int64(binary.BigEndian.Uint64(v))
+		return nil
+	})
+	return n, err
+}
+
+// accountRecord is how an account is stored; the name is the key.
+type accountRecord struct {
+	DailyLimit int64        `json:"daily_limit"`
+	Status     quota.Status `json:"status"`
+}
+
+// Account returns the store-managed account name.
+func (s *Store) Account(name string) (quota.Account, bool, error) {
+	var rec accountRecord
+	found := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(accountKey(name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		return item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) })
+	})
+	if err != nil || !found {
+		return quota.Account{}, false, err
+	}
+	return quota.Account{Name: name, DailyLimit: rec.DailyLimit, Status: rec.Status, Source: quota.FromStore}, true, nil
+}
+
+// PutAccount creates or replaces a store-managed account.
+func (s *Store) PutAccount(a quota.Account) error {
+	v, err := json.Marshal(accountRecord{DailyLimit: a.DailyLimit, Status: a.Status})
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(accountKey(a.Name), v) })
+}
+
+// DeleteAccount removes a store-managed account.
+func (s *Store) DeleteAccount(name string) error {
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Delete(accountKey(name)) })
+}
+
+// Accounts lists the store-managed accounts.
+func (s *Store) Accounts() ([]quota.Account, error) {
+	var out []quota.Account
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("a/"), PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var rec accountRecord
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+				return err
+			}
+			name := strings.TrimPrefix(string(it.Item().Key()), "a/")
+			out = append(out, quota.Account{Name: name, DailyLimit: rec.DailyLimit, Status: rec.Status, Source: quota.FromStore})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// collectGarbage reclaims value-log space now and then; Badger leaves that
+// to its user.
+func (s *Store) collectGarbage(every time.Duration) {
+	defer s.done.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			for s.db.RunValueLogGC(0.5) == nil {
+			}
+		}
+	}
+}
+
+// slogLogger routes Badger's log through slog.
+type slogLogger struct{ l *slog.Logger }
+
+func (b slogLogger) Errorf(f string, a ...any)   { b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...))) }
+func (b slogLogger) Warningf(f string, a ...any) { b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...))) }
+func (b slogLogger) Infof(f string, a ...any)    { b.l.Info(strings.TrimSpace(fmt.Sprintf(f, a...))) }
+func (b slogLogger) Debugf(f string, a ...any)   { b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...))) }

@@ -1,0 +1,172 @@
+package badgerstore
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	_ "time/tzdata"
+
+	"github.com/relaycap/relaycap/quota"
+)
+
+func open(t testing.TB, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, Options{HistoryDays: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestUsageSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if n, err := s.AddUsage("alice", "2026-11-27", 3); err != nil || n != 3 {
+		t.Fatalf("add: %d, %v", n, err)
+	}
+	if n, _ := s.AddUsage("alice", "2026-11-27", 2); n != 5 {
+		t.Fatalf("second add: total %d, want 5", n)
+	}
+	s.AddUsage("alice", "2026-11-28", 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	for day, want := range map[quota.Day]int64{"2026-11-27": 5, "2026-11-28": 1, "2026-11-29": 0} {
+		if n, err := s.Usage("alice", day); err != nil || n != want {
+			t.Errorf("%s: %d, %v; want %d", day, n, err, want)
+		}
+	}
+	if n, _ := s.Usage("alice2", "2026-11-27"); n != 0 {
+		t.Errorf("a longer name sharing the prefix sees %d", n)
+	}
+}
+
+func TestSecondOpenFailsClearly(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	_, err := Open(dir, Options{HistoryDays: 400})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+}
+
+func TestAccounts(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	if _, ok, err := s.Account("bob@example.com"); ok || err != nil {
+		t.Fatalf("missing account: %v %v", ok, err)
+	}
+	want := quota.Account{Name: "bob@example.com", DailyLimit: 10, Status: quota.StatusSuspended, Source: quota.FromStore}
+	if err := s.PutAccount(want); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.Account("bob@example.com")
+	if !ok || err != nil || got != want {
+		t.Fatalf("got %+v %v %v, want %+v", got, ok, err, want)
+	}
+	if all, _ := s.Accounts(); len(all) != 1 || all[0] != want {
+		t.Fatalf("list: %+v", all)
+	}
+	s.DeleteAccount("bob@example.com")
+	if _, ok, _ := s.Account("bob@example.com"); ok {
+		t.Fatal("deleted account still there")
+	}
+}
+
+func TestEngineOnBadgerNeverExceedsLimit(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	loc, _ := time.LoadLocation("America/New_York")
+	e, err := quota.NewEngine(s, quota.Settings{Location: loc, Accounts: map[string]quota.Account{"alice": {DailyLimit: 100}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, loc)
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			for range 5 {
+				var txn quota.Txn
+				for range 3 {
+					if _, err := e.Reserve(&txn, "alice", now); err != nil {
+						t.Error(err)
+					}
+				}
+				if _, err := e.Commit(&txn, now); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n, _ := s.Usage("alice", quota.DayOf(now, loc)); n != 100 {
+		t.Fatalf("750 attempts against limit 100 committed %d", n)
+	}
+}
+
+// TestKillNineLosesNoCommittedRelay runs a child that commits relays and
+// prints each acknowledged total, kills it with SIGKILL mid-stream, and
+// checks that the reopened store holds at least the last acknowledged total.
+func TestKillNineLosesNoCommittedRelay(t *testing.T) {
+	if dir := os.Getenv("RELAYCAP_KILL9_DIR"); dir != "" {
+		commitForever(dir)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineLosesNoCommittedRelay$")
+	cmd.Env = append(os.Environ(), "RELAYCAP_KILL9_DIR="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var acked int64
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if n, err := strconv.ParseInt(sc.Text(), 10, 64); err == nil {
+			acked = n
+			if acked >= 2000 {
+				break
+			}
+		}
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if acked < 2000 {
+		t.Fatalf("child acknowledged only %d commits", acked)
+	}
+	s := open(t, dir)
+	defer s.Close()
+	n, err := s.Usage("alice", "2026-11-27")
+	if err != nil || n < acked {
+		t.Fatalf("after kill -9: usage %d (%v), acknowledged %d", n, err, acked)
+	}
+}
+
+func commitForever(dir string) {
+	s, err := Open(dir, Options{HistoryDays: 400, SyncWrites: false})
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(1)
+	}
+	for {
+		n, err := s.AddUsage("alice", "2026-11-27", 1)
+		if err != nil {
+			fmt.Println("add:", err)
+			os.Exit(1)
+		}
+		fmt.Println(n)
+	}
+}

@@ -1,0 +1,45 @@
+package quota
+
+import (
+	"fmt"
+	"time"
+)
+
+// Verdict is the engine's answer for one more relay.
+type Verdict int
+
+// The verdicts. Only Allowed lets a recipient through.
+const (
+	Allowed        Verdict = iota
+	OverQuota              // today's limit is used up; resets at local midnight
+	Suspended              // the account is suspended
+	Terminated             // the account is terminated
+	NotProvisioned         // the login has no relays at all (limit 0)
+)
+
+var verdictNames = [...]string{"allowed", "over_quota", "suspended", "terminated", "not_provisioned"}
+
+func (v Verdict) String() string {
+	if int(v) < len(verdictNames) {
+		return verdictNames[v]
+	}
+	return fmt.Sprintf("verdict(%d)", int(v))
+}
+
+// Decision is a verdict with what a reply or a log line needs to say.
+type Decision struct {
+	Verdict  Verdict
+	Account  Account
+	Day      Day
+	Used     int64 // committed relays on Day
+	Reserved int64 // relays held by open transactions on Day
+	Limit    int64
+	ResetAt  time.Time // the next local midnight, in the configured zone
+}
+
+// Allowed reports whether the relay may go out.
+func (d Decision) Allowed() bool { return d.Verdict == Allowed }
+
+// Resets says when the quota resets, with the zone's abbreviation, as it
+// goes into an SMTP reply: "2026-11-28 00:00 EST".
+func (d Decision) Resets() string { return d.ResetAt.Format("2006-01-02 15:04 MST") }

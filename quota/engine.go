@@ -1,0 +1,269 @@
+// Package quota is relaycap's domain: accounts, daily limits, calendar days
+// in one zone, and the reserve / commit / release cycle that counts relays.
+// It does no I/O of its own and never reads the clock: every call that
+// depends on the time takes it as now.
+package quota
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Settings are the parts of the config the engine decides with. They are
+// swapped as a whole on reload.
+type Settings struct {
+	Location          *time.Location
+	DefaultDailyLimit int64
+	// Accounts are the file-managed accounts, keyed by NormalizeName.
+	Accounts map[string]Account
+}
+
+// Txn is one message's reservations. It belongs to one milter session and
+// must not be shared between goroutines. All its relays count for the day of
+// its first reservation, so a message started at 23:59:59 counts for that
+// day as a whole.
+type Txn struct {
+	account  string
+	day      Day
+	reserved int64
+}
+
+// Account is the login the transaction reserves for ("" before the first).
+func (t *Txn) Account() string { return t.account }
+
+// Reserved is the number of relays the transaction holds.
+func (t *Txn) Reserved() int64 { return t.reserved }
+
+// Engine decides and counts relays. Reservations live in memory (one process
+// owns the store); commits go to the Store. Every operation on one account
+// holds that account's lock, so check-and-reserve is atomic and concurrent
+// commits never conflict.
+type Engine struct {
+	store    Store
+	settings atomic.Pointer[Settings]
+
+	mu    sync.Mutex
+	accts map[string]*acctState
+}
+
+// acctState exists only while someone works on the account or holds a
+// reservation for it, so memory grows with open transactions, not accounts.
+type acctState struct {
+	mu       sync.Mutex
+	refs     int           // guarded by Engine.mu
+	reserved map[Day]int64 // guarded by mu
+}
+
+// NewEngine returns an engine over store with the given settings.
+func NewEngine(store Store, s Settings) (*Engine, error) {
+	e := &Engine{store: store, accts: make(map[string]*acctState)}
+	if err := e.SetSettings(s); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// SetSettings swaps the settings in atomically; they apply to the next call,
+// also to today's usage (a lowered limit bites at once).
+func (e *Engine) SetSettings(s Settings) error {
+	if s.Location == nil {
+		return errors.New("quota: settings without a time zone")
+	}
+	if s.DefaultDailyLimit < 0 {
+		return errors.New("quota: negative default daily limit")
+	}
+	accts := make(map[string]Account, len(s.Accounts))
+	for name, a := range s.Accounts {
+		a.Name = NormalizeName(name)
+		a.Source = FromFile
+		if a.Status == "" {
+			a.Status = StatusActive
+		}
+		accts[a.Name] = a
+	}
+	s.Accounts = accts
+	e.settings.Store(&s)
+	return nil
+}
+
+// Settings returns the settings in force.
+func (e *Engine) Settings() Settings { return *e.settings.Load() }
+
+// Lookup resolves a login: a file-managed account wins over a store-managed
+// one; any other login gets the default daily limit.
+func (e *Engine) Lookup(login string) (Account, error) {
+	name := NormalizeName(login)
+	s := e.settings.Load()
+	if a, ok := s.Accounts[name]; ok {
+		return a, nil
+	}
+	a, ok, err := e.store.Account(name)
+	if err != nil {
+		return Account{}, fmt.Errorf("%w: account %q: %w", ErrStore, name, err)
+	}
+	if ok {
+		a.Name, a.Source = name, FromStore
+		return a, nil
+	}
+	return Account{Name: name, DailyLimit: s.DefaultDailyLimit, Status: StatusActive, Source: FromDefault}, nil
+}
+
+// Check answers whether login may relay one more recipient now, counting the
+// reservations of open transactions. It changes nothing: the policy service
+// uses it as the early gate.
+func (e *Engine) Check(login string, now time.Time) (Decision, error) {
+	acct, err := e.Lookup(login)
+	if err != nil {
+		return Decision{}, err
+	}
+	day := DayOf(now, e.settings.Load().Location)
+	st := e.lock(acct.Name)
+	defer e.unlock(acct.Name, st)
+	return e.decide(acct, day, st, now)
+}
+
+// Reserve holds one relay for login in txn if used + reserved + 1 <= limit.
+// A refused reservation leaves txn as it was.
+func (e *Engine) Reserve(txn *Txn, login string, now time.Time) (Decision, error) {
+	acct, err := e.Lookup(login)
+	if err != nil {
+		return Decision{}, err
+	}
+	if txn.reserved > 0 && txn.account != acct.Name {
+		return Decision{}, fmt.Errorf("quota: transaction of %q cannot reserve for %q", txn.account, acct.Name)
+	}
+	day := txn.day
+	if txn.reserved == 0 {
+		day = DayOf(now, e.settings.Load().Location)
+	}
+	st := e.lock(acct.Name)
+	defer e.unlock(acct.Name, st)
+	d, err := e.decide(acct, day, st, now)
+	if err != nil || !d.Allowed() {
+		return d, err
+	}
+	st.reserved[day]++
+	d.Reserved++
+	txn.account, txn.day = acct.Name, day
+	txn.reserved++
+	return d, nil
+}
+
+// Commit adds txn's reserved relays to the day's usage, durably, and empties
+// txn. On a store failure nothing is counted, the reservations are dropped,
+// and the error wraps ErrStore.
+func (e *Engine) Commit(txn *Txn, now time.Time) (Decision, error) {
+	if txn.reserved == 0 {
+		return Decision{}, nil
+	}
+	acct, lookupErr := e.Lookup(txn.account)
+	st := e.lock(txn.account)
+	defer e.unlock(txn.account, st)
+	n, day := txn.reserved, txn.day
+	st.drop(day, n)
+	*txn = Txn{}
+	if lookupErr != nil {
+		return Decision{}, lookupErr
+	}
+	used, err := e.store.AddUsage(acct.Name, day, n)
+	if err != nil {
+		return Decision{}, fmt.Errorf("%w: commit %d relays of %q on %s: %w", ErrStore, n, acct.Name, day, err)
+	}
+	s := e.settings.Load()
+	return Decision{
+		Verdict:  Allowed,
+		Account:  acct,
+		Day:      day,
+		Used:     used,
+		Reserved: st.reserved[day],
+		Limit:    acct.DailyLimit,
+		ResetAt:  e.dayEnd(day, now, s.Location),
+	}, nil
+}
+
+// Release drops txn's reservations without counting them (abort, RSET, a
+// new MAIL, a lost connection) and empties txn.
+func (e *Engine) Release(txn *Txn) {
+	if txn.reserved == 0 {
+		return
+	}
+	st := e.lock(txn.account)
+	st.drop(txn.day, txn.reserved)
+	e.unlock(txn.account, st)
+	*txn = Txn{}
+}
+
+// decide computes the verdict for one more relay; the caller holds st.
+func (e *Engine) decide(acct Account, day Day, st *acctState, now time.Time) (Decision, error) {
+	s := e.settings.Load()
+	d := Decision{
+		Account:  acct,
+		Day:      day,
+		Limit:    acct.DailyLimit,
+		Reserved: st.reserved[day],
+		ResetAt:  e.dayEnd(day, now, s.Location),
+	}
+	switch {
+	case acct.Status == StatusSuspended:
+		d.Verdict = Suspended
+		return d, nil
+	case acct.Status == StatusTerminated:
+		d.Verdict = Terminated
+		return d, nil
+	case acct.DailyLimit <= 0:
+		d.Verdict = NotProvisioned
+		return d, nil
+	}
+	used, err := e.store.Usage(acct.Name, day)
+	if err != nil {
+		return Decision{}, fmt.Errorf("%w: usage of %q on %s: %w", ErrStore, acct.Name, day, err)
+	}
+	d.Used = used
+	if used+d.Reserved+1 > acct.DailyLimit {
+		d.Verdict = OverQuota
+	}
+	return d, nil
+}
+
+// dayEnd is the local midnight that ends day. A transaction that began
+// before midnight keeps its day, so this is not always NextMidnight(now).
+func (e *Engine) dayEnd(day Day, now time.Time, loc *time.Location) time.Time {
+	start, err := day.Time(loc)
+	if err != nil {
+		return NextMidnight(now, loc)
+	}
+	return NextMidnight(start, loc)
+}
+
+func (e *Engine) lock(name string) *acctState {
+	e.mu.Lock()
+	st := e.accts[name]
+	if st == nil {
+		st = &acctState{reserved: make(map[Day]int64)}
+		e.accts[name] = st
+	}
+	st.refs++
+	e.mu.Unlock()
+	st.mu.Lock()
+	return st
+}
+
+func (e *Engine) unlock(name string, st *acctState) {
+	st.mu.Unlock()
+	e.mu.Lock()
+	st.refs--
+	// With no refs left nobody holds st.mu, so reading reserved is safe.
+	if st.refs == 0 && len(st.reserved) == 0 {
+		delete(e.accts, name)
+	}
+	e.mu.Unlock()
+}
+
+func (st *acctState) drop(day Day, n int64) {
+	if st.reserved[day] -= n; st.reserved[day] <= 0 {
+		delete(st.reserved, day)
+	}
+}

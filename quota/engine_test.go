@@ -1,0 +1,316 @@
+package quota
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	_ "time/tzdata"
+)
+
+// memStore is a map-backed Store for the engine's unit tests.
+type memStore struct {
+	mu       sync.Mutex
+	usage    map[string]int64
+	accounts map[string]Account
+	fail     error
+}
+
+func newMemStore() *memStore {
+	return &memStore{usage: map[string]int64{}, accounts: map[string]Account{}}
+}
+
+func (m *memStore) Usage(a string, d Day) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.usage[a+"|"+string(d)], m.fail
+}
+
+func (m *memStore) AddUsage(a string, d Day, n int64) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return 0, m.fail
+	}
+	m.usage[a+"|"+string(d)] += n
+	return m.usage[a+"|"+string(d)], nil
+}
+
+func (m *memStore) Account(n string) (Account, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.accounts[n]
+	return a, ok, nil
+}
+
+func (m *memStore) PutAccount(a Account) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.accounts[a.Name] = a
+	return nil
+}
+
+func (m *memStore) DeleteAccount(n string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.accounts, n)
+	return nil
+}
+
+func (m *memStore) Accounts() ([]Account, error) { return nil, nil }
+
+var newYork = mustZone("America/New_York")
+
+func mustZone(name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}
+
+func at(s string) time.Time {
+	t, err := time.ParseInLocation("2006-01-02 15:04:05", s, newYork)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func newEngine(t *testing.T, accounts map[string]Account) (*Engine, *memStore) {
+	t.Helper()
+	st := newMemStore()
+	e, err := NewEngine(st, Settings{Location: newYork, Accounts: accounts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, st
+}
+
+// send reserves n relays for login in one transaction and commits them,
+// returning how many were accepted.
+func send(t *testing.T, e *Engine, login string, n int, now time.Time) int {
+	t.Helper()
+	var txn Txn
+	ok := 0
+	for range n {
+		d, err := e.Reserve(&txn, login, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed() {
+			ok++
+		}
+	}
+	if _, err := e.Commit(&txn, now); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func TestDayLengthsFollowTheZone(t *testing.T) {
+	cases := []struct {
+		day   string
+		hours float64
+	}{
+		{"2026-03-08 12:00:00", 23}, // spring forward
+		{"2026-11-01 12:00:00", 25}, // fall back
+		{"2026-11-27 12:00:00", 24},
+	}
+	for _, c := range cases {
+		noon := at(c.day)
+		start, err := DayOf(noon, newYork).Time(newYork)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := NextMidnight(noon, newYork).Sub(start).Hours(); got != c.hours {
+			t.Errorf("%s: day lasts %v h, want %v", c.day, got, c.hours)
+		}
+	}
+}
+
+func TestMidnightEdge(t *testing.T) {
+	e, _ := newEngine(t, map[string]Account{"alice": {DailyLimit: 1}})
+	if got := send(t, e, "alice", 1, at("2026-11-27 23:59:59")); got != 1 {
+		t.Fatalf("23:59:59: accepted %d, want 1", got)
+	}
+	if got := send(t, e, "alice", 1, at("2026-11-27 23:59:59").Add(999*time.Millisecond)); got != 0 {
+		t.Fatalf("23:59:59.999: accepted %d, want 0 (same day, limit used)", got)
+	}
+	if got := send(t, e, "alice", 1, at("2026-11-28 00:00:00")); got != 1 {
+		t.Fatalf("00:00:00: accepted %d, want 1 (new day)", got)
+	}
+}
+
+func TestDSTDaysResetAtLocalMidnight(t *testing.T) {
+	e, st := newEngine(t, map[string]Account{"alice": {DailyLimit: 2}})
+	// 2026-03-08 has 23 hours: 01:59:59 EST is followed by 03:00:00 EDT.
+	send(t, e, "alice", 2, at("2026-03-08 00:30:00"))
+	if got := send(t, e, "alice", 1, at("2026-03-08 23:59:59")); got != 0 {
+		t.Fatalf("23-hour day: late relay accepted, want refused")
+	}
+	if got := send(t, e, "alice", 1, at("2026-03-09 00:00:00")); got != 1 {
+		t.Fatalf("after the 23-hour day: accepted %d, want 1", got)
+	}
+	// 2026-11-01 has 25 hours: 01:00-01:59 happens twice. The second 01:30
+	// (EST) is still Nov 1.
+	firstOneThirty := at("2026-11-01 01:30:00")
+	secondOneThirty := firstOneThirty.Add(time.Hour)
+	send(t, e, "alice", 1, firstOneThirty)
+	send(t, e, "alice", 1, secondOneThirty)
+	if got := st.usage["alice|2026-11-01"]; got != 2 {
+		t.Fatalf("25-hour day: usage %d, want both 01:30s counted on 2026-11-01", got)
+	}
+	d, err := e.Check("alice", at("2026-11-01 23:00:00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Verdict != OverQuota || d.Resets() != "2026-11-02 00:00 EST" {
+		t.Fatalf("check = %v resets %s, want over_quota resetting 2026-11-02 00:00 EST", d.Verdict, d.Resets())
+	}
+}
+
+func TestLimitChangesApplyAtOnce(t *testing.T) {
+	e, _ := newEngine(t, map[string]Account{"alice": {DailyLimit: 5}})
+	now := at("2026-11-27 10:00:00")
+	if got := send(t, e, "alice", 7, now); got != 5 {
+		t.Fatalf("limit 5: accepted %d", got)
+	}
+	if err := e.SetSettings(Settings{Location: newYork, Accounts: map[string]Account{"alice": {DailyLimit: 8}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(t, e, "alice", 7, now); got != 3 {
+		t.Fatalf("raised to 8: accepted %d more, want 3", got)
+	}
+	if err := e.SetSettings(Settings{Location: newYork, Accounts: map[string]Account{"alice": {DailyLimit: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.Check("alice", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Verdict != OverQuota || d.Used != 8 || d.Limit != 2 {
+		t.Fatalf("lowered to 2: %+v", d)
+	}
+}
+
+func TestSuspensionBetweenTwoRecipients(t *testing.T) {
+	e, _ := newEngine(t, map[string]Account{"alice": {DailyLimit: 10}})
+	now := at("2026-11-27 10:00:00")
+	var txn Txn
+	if d, _ := e.Reserve(&txn, "alice", now); !d.Allowed() {
+		t.Fatalf("first rcpt: %v", d.Verdict)
+	}
+	e.SetSettings(Settings{Location: newYork, Accounts: map[string]Account{"alice": {DailyLimit: 10, Status: StatusSuspended}}})
+	d, err := e.Reserve(&txn, "alice", now)
+	if err != nil || d.Verdict != Suspended {
+		t.Fatalf("second rcpt after suspension: %v, %v", d.Verdict, err)
+	}
+	if txn.Reserved() != 1 {
+		t.Fatalf("refused reservation changed the transaction: %d", txn.Reserved())
+	}
+	e.Release(&txn)
+}
+
+func TestUnknownLoginGetsDefaultLimit(t *testing.T) {
+	e, st := newEngine(t, nil)
+	now := at("2026-11-27 10:00:00")
+	d, _ := e.Check("stranger", now)
+	if d.Verdict != NotProvisioned {
+		t.Fatalf("default 0: %v, want not_provisioned", d.Verdict)
+	}
+	e.SetSettings(Settings{Location: newYork, DefaultDailyLimit: 3})
+	if got := send(t, e, "Stranger", 5, now); got != 3 {
+		t.Fatalf("default 3: accepted %d", got)
+	}
+	st.PutAccount(Account{Name: "stranger", DailyLimit: 4, Status: StatusActive})
+	if got := send(t, e, "STRANGER", 5, now); got != 1 {
+		t.Fatalf("store account with limit 4 after 3 used: accepted %d, want 1", got)
+	}
+	e.SetSettings(Settings{Location: newYork, Accounts: map[string]Account{"stranger": {DailyLimit: 1}}})
+	if d, _ := e.Check("stranger", now); d.Verdict != OverQuota || d.Account.Source != FromFile {
+		t.Fatalf("file account must win: %+v", d)
+	}
+}
+
+func TestReleaseAndAbort(t *testing.T) {
+	e, st := newEngine(t, map[string]Account{"alice": {DailyLimit: 3}})
+	now := at("2026-11-27 10:00:00")
+	var txn Txn
+	for range 3 {
+		e.Reserve(&txn, "alice", now)
+	}
+	if d, _ := e.Check("alice", now); d.Verdict != OverQuota || d.Reserved != 3 {
+		t.Fatalf("held reservations must count: %+v", d)
+	}
+	e.Release(&txn)
+	if d, _ := e.Check("alice", now); !d.Allowed() || d.Reserved != 0 || d.Used != 0 {
+		t.Fatalf("after release: %+v", d)
+	}
+	if st.usage["alice|2026-11-27"] != 0 {
+		t.Fatal("release counted relays")
+	}
+	if len(e.accts) != 0 {
+		t.Fatalf("idle account state kept: %d", len(e.accts))
+	}
+}
+
+func TestStoreFailureCountsNothing(t *testing.T) {
+	e, st := newEngine(t, map[string]Account{"alice": {DailyLimit: 3}})
+	now := at("2026-11-27 10:00:00")
+	var txn Txn
+	e.Reserve(&txn, "alice", now)
+	st.fail = errors.New("disk full")
+	if _, err := e.Commit(&txn, now); !errors.Is(err, ErrStore) {
+		t.Fatalf("commit on a failing store: %v, want ErrStore", err)
+	}
+	if _, err := e.Check("alice", now); !errors.Is(err, ErrStore) {
+		t.Fatalf("check on a failing store: %v", err)
+	}
+	st.fail = nil
+	if d, _ := e.Check("alice", now); d.Used != 0 || d.Reserved != 0 {
+		t.Fatalf("failed commit left something behind: %+v", d)
+	}
+}
+
+func TestConcurrentReservationsNeverExceedLimit(t *testing.T) {
+	e, st := newEngine(t, map[string]Account{"alice": {DailyLimit: 100}})
+	now := at("2026-11-27 10:00:00")
+	var accepted atomic.Int64
+	var wg sync.WaitGroup
+	for range 1000 {
+		wg.Go(func() {
+			var txn Txn
+			d, err := e.Reserve(&txn, "alice", now)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if d.Allowed() {
+				accepted.Add(1)
+				if _, err := e.Commit(&txn, now); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if accepted.Load() != 100 || st.usage["alice|2026-11-27"] != 100 {
+		t.Fatalf("accepted %d, committed %d; want exactly 100", accepted.Load(), st.usage["alice|2026-11-27"])
+	}
+}
+
+func TestTransactionKeepsItsDayOverMidnight(t *testing.T) {
+	e, st := newEngine(t, map[string]Account{"alice": {DailyLimit: 10}})
+	var txn Txn
+	e.Reserve(&txn, "alice", at("2026-11-27 23:59:59"))
+	e.Reserve(&txn, "alice", at("2026-11-28 00:00:01"))
+	d, err := e.Commit(&txn, at("2026-11-28 00:00:02"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.usage["alice|2026-11-27"] != 2 || d.Day != "2026-11-27" {
+		t.Fatalf("message begun before midnight must count on its day: %v, %+v", st.usage, d)
+	}
+}

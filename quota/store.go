@@ -1,0 +1,26 @@
+package quota
+
+import "errors"
+
+// ErrStore marks a failure of the Store. Adapters answer it with a temporary
+// failure: nothing was counted, and the client retries.
+var ErrStore = errors.New("quota store failure")
+
+// Store keeps what must survive a restart: the daily usage of each account
+// and the store-managed accounts. The Engine serialises calls per account,
+// so an implementation need not guard one account's counter against itself.
+type Store interface {
+	// Usage returns the relays committed for account on day.
+	Usage(account string, day Day) (int64, error)
+	// AddUsage adds n relays to account's usage on day and returns the new
+	// total. It returns only once the increment is durable.
+	AddUsage(account string, day Day, n int64) (int64, error)
+	// Account returns the store-managed account name, if there is one.
+	Account(name string) (Account, bool, error)
+	// PutAccount creates or replaces a store-managed account.
+	PutAccount(a Account) error
+	// DeleteAccount removes a store-managed account; usage stays.
+	DeleteAccount(name string) error
+	// Accounts lists the store-managed accounts.
+	Accounts() ([]Account, error)
+}
