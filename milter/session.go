@@ -1,0 +1,215 @@
+package milter
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/relaycap/relaycap/quota"
+	"github.com/relaycap/relaycap/reply"
+)
+
+// session serves one milter connection, that is one SMTP connection, which
+// may carry several messages.
+type session struct {
+	srv        *Server
+	clientAddr string
+
+	// per message; reset by MAIL, abort and end of message
+	set       *Settings
+	login     string
+	txn       quota.Txn
+	refused   int
+	strip     map[string]int // lower-case header name -> occurrences seen
+	messageID string
+}
+
+func (s *session) reset() {
+	s.srv.engine.Release(&s.txn)
+	s.set, s.login, s.refused, s.strip, s.messageID = nil, "", 0, nil, ""
+}
+
+func (s *session) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (*gomilter.Response, error) {
+	s.clientAddr = addr
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
+	// A new MAIL ends whatever the last one left open.
+	s.reset()
+	s.set = s.srv.settings.Load()
+	s.strip = make(map[string]int, 1+len(s.set.Extra))
+	for _, name := range s.set.names() {
+		s.strip[strings.ToLower(name)] = 0
+	}
+	// {auth_authen} is sent at the MAIL stage (we request it there).
+	s.login = m.Get(gomilter.MacroAuthAuthen)
+	if s.login == "" && s.set.RejectUnauthenticated {
+		return respond(reply.AuthRequired())
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
+	if s.login == "" {
+		return gomilter.RespContinue, nil
+	}
+	d, err := s.srv.engine.Reserve(&s.txn, s.login, s.srv.now())
+	if err != nil {
+		s.refused++
+		s.srv.log.Error("reserve failed", "account", s.login, "rcpt", rcpt, "err", err)
+		return respond(reply.TemporaryFailure())
+	}
+	if !d.Allowed() {
+		s.refused++
+		r := reply.ForDecision(d, s.set.OverQuotaReject)
+		s.srv.log.Debug("recipient refused", "account", d.Account.Name, "rcpt", rcpt, "verdict", d.Verdict, "reply", r.String())
+		return respond(r)
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Response, error) {
+	lname := strings.ToLower(name)
+	if _, ok := s.strip[lname]; ok {
+		s.strip[lname]++
+	}
+	if lname == "message-id" && s.messageID == "" {
+		s.messageID = strings.TrimSpace(value)
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) {
+	defer s.reset()
+	if s.set == nil { // no MAIL seen: nothing of ours to do
+		return gomilter.RespAccept, nil
+	}
+	queueID := m.Get(gomilter.MacroQueueId)
+	log := s.srv.log.With("account", quota.NormalizeName(s.login), "queue_id", queueID)
+	if err := s.removeForgeries(m); err != nil {
+		return nil, err
+	}
+	if s.login == "" || s.txn.Reserved() == 0 {
+		return gomilter.RespAccept, nil
+	}
+	now := s.srv.now()
+	token, err := s.seal(queueID, now)
+	if err != nil {
+		log.Error("decision", "accepted", 0, "refused", s.refused+int(s.txn.Reserved()), "result", "tempfail", "err", err)
+		return respond(reply.TemporaryFailure())
+	}
+	if err := s.addHeaders(m, token); err != nil {
+		return nil, err // the connection is broken; Cleanup releases
+	}
+	accepted := s.txn.Reserved()
+	d, err := s.srv.engine.Commit(&s.txn, now)
+	if err != nil {
+		log.Error("decision", "accepted", 0, "refused", s.refused+int(accepted), "result", "tempfail", "err", err)
+		return respond(reply.TemporaryFailure())
+	}
+	log.Info("decision", "accepted", accepted, "refused", s.refused, "used", d.Used, "limit", d.Limit, "result", "accept")
+	return gomilter.RespAccept, nil
+}
+
+func (s *session) seal(queueID string, now time.Time) (string, error) {
+	if s.set.Seal == nil {
+		return "", errors.New("no identification key loaded")
+	}
+	return s.set.Seal(Stamp{
+		Account:    s.txn.Account(),
+		Time:       now,
+		QueueID:    queueID,
+		ClientAddr: s.clientAddr,
+		Recipients: int(s.txn.Reserved()),
+		MessageID:  s.messageID,
+	})
+}
+
+// removeForgeries deletes every client copy of our headers. The index of a
+// header change counts per name; deleting the last copy first keeps the
+// indexes of the others valid whatever the MTA does with deleted slots.
+func (s *session) removeForgeries(m gomilter.Modifier) error {
+	for _, name := range s.set.names() {
+		for i := s.strip[strings.ToLower(name)]; i >= 1; i-- {
+			if err := m.ChangeHeader(i, name, ""); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// addHeaders puts the token right below the MTA's own Received: line
+// (Postfix's Received: is the first header and is not shown to milters,
+// hence index 1), followed by the extra headers.
+func (s *session) addHeaders(m gomilter.Modifier, token string) error {
+	if err := m.InsertHeader(1, s.set.IDHeader, token); err != nil {
+		return err
+	}
+	for i, h := range s.set.Extra {
+		if err := m.InsertHeader(2+i, h.Name, h.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *session) Abort(m gomilter.Modifier) error {
+	if s.txn.Reserved() > 0 || s.refused > 0 {
+		s.srv.log.Info("decision", "account", quota.NormalizeName(s.login), "queue_id", m.Get(gomilter.MacroQueueId),
+			"accepted", 0, "refused", s.refused+int(s.txn.Reserved()), "result", "aborted")
+	}
+	s.reset()
+	return nil
+}
+
+func (s *session) Cleanup(m gomilter.Modifier) {
+	s.reset()
+}
+
+func (s *session) NewConnection(m gomilter.Modifier) error { return nil }
+
+func (s *session) Helo(name string, m gomilter.Modifier) (*gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Data(m gomilter.Modifier) (*gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (*gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Unknown(cmd string, m gomilter.Modifier) (*gomilter.Response, error) {
+	return gomilter.RespContinue, nil
+}
+
+// respond turns a reply into a milter response; a reply is always valid, so
+// an error here is a programming error.
+func respond(r reply.Reply) (*gomilter.Response, error) {
+	resp, err := gomilter.RejectWithCodeAndReason(r.Code, r.Status+" "+r.Text)
+	if err != nil {
+		return gomilter.RespTempFail, err
+	}
+	return resp, nil
+}
+
+// names lists the header names whose client copies are removed.
+func (set *Settings) names() []string {
+	names := make([]string, 0, 1+len(set.Extra))
+	if set.IDHeader != "" {
+		names = append(names, set.IDHeader)
+	}
+	for _, h := range set.Extra {
+		names = append(names, h.Name)
+	}
+	return names
+}

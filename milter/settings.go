@@ -1,0 +1,47 @@
+// Package milter is relaycap's milter: the accounting authority. It reserves
+// one relay per recipient at RCPT, commits the message's relays at end of
+// message before it answers accept, releases them on abort, and stamps each
+// counted message with the identification header. It adapts
+// github.com/d--j/go-milter to the quota engine; the engine decides.
+package milter
+
+import "time"
+
+// Header is one header field the milter adds to every counted message.
+type Header struct {
+	Name, Value string
+}
+
+// Stamp is what the identification token of one message names.
+type Stamp struct {
+	Account    string
+	Time       time.Time
+	QueueID    string
+	ClientAddr string
+	Recipients int
+	MessageID  string
+}
+
+// SealFunc turns a stamp into the identification header's value. An error
+// defers the message: relaycap never relays a counted message without it.
+type SealFunc func(Stamp) (string, error)
+
+// Settings are what the milter decides with besides the engine. They are
+// swapped as a whole on reload; a transaction keeps the settings it began
+// with.
+type Settings struct {
+	// OverQuotaReject answers an exhausted quota with 550 5.7.1 instead of
+	// 450 4.7.1.
+	OverQuotaReject bool
+	// RejectUnauthenticated refuses mail without a SASL login at MAIL
+	// instead of passing it untouched.
+	RejectUnauthenticated bool
+	// IDHeader is the identification header's name. Client-supplied copies
+	// are removed from every message, authenticated or not.
+	IDHeader string
+	// Extra headers are added with the token, after client copies of them
+	// are removed.
+	Extra []Header
+	// Seal makes the token. Nil defers every counted message.
+	Seal SealFunc
+}

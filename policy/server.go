@@ -1,0 +1,216 @@
+package policy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/relaycap/relaycap/quota"
+	"github.com/relaycap/relaycap/reply"
+)
+
+// Settings are what the service decides with besides the engine; swapped
+// as a whole on reload.
+type Settings struct {
+	// OverQuotaReject answers an exhausted quota with REJECT instead of
+	// DEFER_IF_PERMIT.
+	OverQuotaReject bool
+}
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	// ReadTimeout ends a connection idle this long. Postfix keeps policy
+	// connections open for reuse (smtpd_policy_service_max_idle, 300 s) and
+	// reconnects when we close one.
+	ReadTimeout time.Duration
+}
+
+// Server serves the policy protocol.
+type Server struct {
+	engine   *quota.Engine
+	log      *slog.Logger
+	now      func() time.Time
+	timeout  time.Duration
+	settings atomic.Pointer[Settings]
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{}
+	closing   bool
+	wg        sync.WaitGroup
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("policy: server closed")
+
+// NewServer returns a policy server over engine.
+func NewServer(engine *quota.Engine, set Settings, o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 10 * time.Minute
+	}
+	s := &Server{
+		engine: engine, log: o.Logger.With("component", "policy"), now: o.Now, timeout: o.ReadTimeout,
+		listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{},
+	}
+	s.SetSettings(set)
+	return s
+}
+
+// SetSettings swaps the settings in.
+func (s *Server) SetSettings(set Settings) { s.settings.Store(&set) }
+
+// Serve accepts connections on ln until Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			conn.Close()
+			return ErrServerClosed
+		}
+		s.conns[conn] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(conn)
+	}
+}
+
+// Shutdown closes the listeners, lets each connection finish the request it
+// is answering, and closes idle ones; it returns when all are gone or ctx
+// ends, then closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	// Between requests a connection is idle; a short deadline ends its
+	// read while a request being answered still gets its reply out.
+	for c := range s.conns {
+		c.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close closes listeners and connections at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	return nil
+}
+
+func (s *Server) serveConn(conn net.Conn) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in policy connection", "panic", r)
+		}
+		conn.Close()
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	r := bufio.NewReaderSize(conn, 4096)
+	for {
+		conn.SetReadDeadline(time.Now().Add(s.timeout))
+		req, err := ReadRequest(r)
+		if err != nil {
+			if errors.Is(err, ErrMalformed) {
+				// No reply: Postfix treats a broken policy connection as
+				// a temporary failure (451 4.3.5) and retries later.
+				s.log.Warn("closing policy connection: bad request", "remote", conn.RemoteAddr().String(), "err", err)
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
+				s.log.Warn("policy connection read failed", "err", err)
+			}
+			return
+		}
+		action := s.decide(req)
+		conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.WriteString(conn, "action="+action+"\n\n"); err != nil {
+			s.log.Warn("policy reply failed", "err", err)
+			return
+		}
+	}
+}
+
+// decide answers one request with an access(5) action.
+func (s *Server) decide(req Request) string {
+	login := req["sasl_username"]
+	if !strings.EqualFold(req["protocol_state"], "RCPT") || login == "" {
+		return "DUNNO"
+	}
+	d, err := s.engine.Check(login, s.now())
+	if err != nil {
+		s.log.Error("policy check failed", "account", login, "err", err)
+		r := reply.TemporaryFailure()
+		return "DEFER_IF_PERMIT " + r.Status + " " + r.Text
+	}
+	if d.Allowed() {
+		return "DUNNO"
+	}
+	r := reply.ForDecision(d, s.settings.Load().OverQuotaReject)
+	s.log.Info("policy refused", "account", d.Account.Name, "verdict", d.Verdict.String(),
+		"queue_id", req["queue_id"], "recipient", req["recipient"], "used", d.Used, "reserved", d.Reserved, "limit", d.Limit)
+	if r.Temporary() {
+		return "DEFER_IF_PERMIT " + r.Status + " " + r.Text
+	}
+	return "REJECT " + r.Status + " " + r.Text
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
