@@ -1,0 +1,187 @@
+// Package config defines relaycap's configuration: the Config struct, its
+// one table of defaults, a strict loader (flags > RELAYCAP_* env > YAML file
+// > defaults) and a validator that reports every problem at once.
+//
+// Environment variables are EnvPrefix, "_", and the key's sections joined
+// with "_", upper case: RELAYCAP_STATE_DIR, RELAYCAP_MILTER_LISTEN,
+// RELAYCAP_QUOTA_DEFAULT_DAILY_LIMIT. Maps (quota.accounts, id_header.extra)
+// come only from files.
+//
+// Load is pure: it returns a fresh *Config and keeps no globals, so a SIGHUP
+// reload is another Load whose result is swapped in only if it succeeded.
+package config
+
+import (
+	"io/fs"
+	"strings"
+	"time"
+
+	_ "time/tzdata" // days are counted in a configured zone; don't depend on the host's tz database
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultPath is the file Load reads when it is given no path and the file exists.
+const DefaultPath = "/etc/relaycap/relaycap.yaml"
+
+// Config is relaycap's whole configuration. The mapstructure tags are the
+// YAML keys.
+type Config struct {
+	StateDir string         `mapstructure:"state_dir"`
+	Milter   MilterConfig   `mapstructure:"milter"`
+	Policy   PolicyConfig   `mapstructure:"policy"`
+	Admin    AdminConfig    `mapstructure:"admin"`
+	Quota    QuotaConfig    `mapstructure:"quota"`
+	IDHeader IDHeaderConfig `mapstructure:"id_header"`
+	Store    StoreConfig    `mapstructure:"store"`
+	Log      LogConfig      `mapstructure:"log"`
+	Socket   SocketConfig   `mapstructure:"socket"`
+
+	// Location is Quota.Timezone, loaded by Validate.
+	Location *time.Location `mapstructure:"-"`
+	// Path is the file that was loaded, "" for built-in defaults.
+	Path string `mapstructure:"-"`
+}
+
+// MilterConfig is the milter listener (Postfix smtpd_milters).
+type MilterConfig struct {
+	Listen string `mapstructure:"listen"`
+	// Unauthenticated is what to do with mail that has no SASL login:
+	// "accept" (pass it untouched) or "reject".
+	Unauthenticated string        `mapstructure:"unauthenticated"`
+	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout    time.Duration `mapstructure:"write_timeout"`
+}
+
+// PolicyConfig is the Postfix policy delegation listener (check_policy_service).
+type PolicyConfig struct {
+	Listen      string        `mapstructure:"listen"`
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+}
+
+// AdminConfig is the admin API listener. Load sets an empty Listen to
+// "unix:<state_dir>/admin.sock".
+type AdminConfig struct {
+	Listen string `mapstructure:"listen"`
+}
+
+// QuotaConfig holds the daily limits.
+type QuotaConfig struct {
+	Timezone          string `mapstructure:"timezone"`
+	DefaultDailyLimit int64  `mapstructure:"default_daily_limit"`
+	OverQuota         string `mapstructure:"over_quota"` // "defer" (4xx) or "reject" (5xx)
+	HistoryDays       int    `mapstructure:"history_days"`
+	// AccountsFile, if set, names a YAML file of more accounts; Load makes a
+	// relative path relative to the config file's directory and merges its
+	// accounts into Accounts.
+	AccountsFile string `mapstructure:"accounts_file"`
+	// Accounts maps a login to its account. Names are lower case: logins are
+	// case-insensitive (the engine lowercases them) and viper lowercases keys.
+	Accounts map[string]Account `mapstructure:"accounts"`
+}
+
+// Account is a file-managed account. In YAML it is either a bare limit
+// ("alice: 500") or a mapping ("bob: {daily_limit: 10, status: suspended}").
+type Account struct {
+	DailyLimit int64  `mapstructure:"daily_limit"`
+	Status     string `mapstructure:"status"` // StatusActive if not given
+}
+
+// Account statuses.
+const (
+	StatusActive     = "active"
+	StatusSuspended  = "suspended"
+	StatusTerminated = "terminated"
+)
+
+// IDHeaderConfig is the identification header added to every relayed message.
+type IDHeaderConfig struct {
+	Name     string `mapstructure:"name"`
+	KeysFile string `mapstructure:"keys_file"`
+	// Extra headers to add, name -> value. Load keeps the names' case as
+	// written in the file.
+	Extra map[string]string `mapstructure:"extra"`
+}
+
+// StoreConfig tunes the store.
+type StoreConfig struct {
+	SyncWrites bool `mapstructure:"sync_writes"`
+}
+
+// LogConfig selects the slog handler.
+type LogConfig struct {
+	Level  string `mapstructure:"level"`  // debug, info, warn, error
+	Format string `mapstructure:"format"` // text, json
+}
+
+// SocketConfig applies to the unix sockets relaycap listens on.
+type SocketConfig struct {
+	// Mode is written in YAML as an octal string ("0660").
+	Mode fs.FileMode `mapstructure:"mode"`
+	// Group owns the sockets; "" leaves the group unchanged.
+	Group string `mapstructure:"group"`
+}
+
+// keyDelim separates viper key sections. Not ".", because account names are
+// often email addresses.
+const keyDelim = "::"
+
+type setting struct {
+	key string // sections joined by keyDelim
+	val any    // as it would be written in YAML
+	doc string
+}
+
+// defaults is the one table of settings: viper defaults, env names and
+// DefaultYAML all come from it. Every Config field has a row.
+var defaults = []setting{
+	{"state_dir", "./relaycap-data", "Database and admin socket live here."},
+	{"milter::listen", "inet:127.0.0.1:10032", "Postfix smtpd_milters endpoint: unix:/path or inet:host:port."},
+	{"milter::unauthenticated", "accept", "Mail without a SASL login: accept (untouched) or reject."},
+	{"milter::read_timeout", "1h", "Ends a milter connection silent this long. relaycap does not ask for the body,\nso this must outlast the upload of the largest message."},
+	{"milter::write_timeout", "30s", ""},
+	{"policy::listen", "inet:127.0.0.1:10031", "Postfix check_policy_service endpoint."},
+	{"policy::read_timeout", "5m", "Ends an idle policy connection; Postfix reconnects as needed."},
+	{"admin::listen", "", "Admin API for the CLI; empty means unix:<state_dir>/admin.sock."},
+	{"quota::timezone", "America/New_York", "Days are calendar days in this IANA zone."},
+	{"quota::default_daily_limit", 0, "Limit of a login that has no account; 0 rejects it."},
+	{"quota::over_quota", "defer", "defer (4xx, the client retries) or reject (5xx)."},
+	{"quota::history_days", 400, "Days of usage history kept."},
+	{"quota::accounts_file", "", "Optional YAML file of more accounts, same shape as accounts; relative to this file."},
+	{"quota::accounts", map[string]any{}, "login: limit, or login: {daily_limit: N, status: active|suspended|terminated}.\nNames are case-insensitive."},
+	{"id_header::name", "X-Relay-ID", ""},
+	{"id_header::keys_file", "/etc/relaycap/id.keys", ""},
+	{"id_header::extra", map[string]any{}, "More headers to add to relayed mail: name: value."},
+	{"store::sync_writes", true, "Sync every commit to disk."},
+	{"log::level", "info", "debug, info, warn or error."},
+	{"log::format", "text", "text or json."},
+	{"socket::mode", "0660", "Permissions of the unix sockets (octal, quoted)."},
+	{"socket::group", "", "Group of the unix sockets; empty leaves it unchanged."},
+}
+
+// DefaultYAML returns the defaults table as a commented YAML config file.
+func DefaultYAML() string {
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	sections := map[string]*yaml.Node{}
+	for _, s := range defaults {
+		parent, name := root, s.key
+		if sec, leaf, ok := strings.Cut(s.key, keyDelim); ok {
+			if sections[sec] == nil {
+				sections[sec] = &yaml.Node{Kind: yaml.MappingNode}
+				root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: sec}, sections[sec])
+			}
+			parent, name = sections[sec], leaf
+		}
+		val := new(yaml.Node)
+		if err := val.Encode(s.val); err != nil {
+			panic(err) // the table holds plain scalars and empty maps
+		}
+		key := &yaml.Node{Kind: yaml.ScalarNode, Value: name, HeadComment: s.doc}
+		parent.Content = append(parent.Content, key, val)
+	}
+	out, err := yaml.Marshal(root)
+	if err != nil {
+		panic(err)
+	}
+	return string(out)
+}

@@ -1,0 +1,442 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+)
+
+// isolate hides RELAYCAP_* variables and any /etc/relaycap file from a test.
+func isolate(t testing.TB) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, EnvPrefix+"_") {
+			t.Setenv(k, "") // viper ignores empty variables
+		}
+	}
+	old := systemPath
+	systemPath = filepath.Join(t.TempDir(), "missing.yaml")
+	t.Cleanup(func() { systemPath = old })
+}
+
+func writeFile(t testing.TB, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func emptyFlags() *pflag.FlagSet {
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	BindFlags(fs)
+	return fs
+}
+
+// same compares configs; Locations are compared by name.
+func same(t *testing.T, got, want *Config) {
+	t.Helper()
+	if got.Location == nil || want.Location == nil || got.Location.String() != want.Location.String() {
+		t.Errorf("Location = %v, want %v", got.Location, want.Location)
+	}
+	g, w := *got, *want
+	g.Location, w.Location = nil, nil
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("config\n got %+v\nwant %+v", g, w)
+	}
+}
+
+func mustLoc(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func TestDefaults(t *testing.T) {
+	isolate(t)
+	got, err := Load("", emptyFlags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		StateDir: "./relaycap-data",
+		Milter:   MilterConfig{Listen: "inet:127.0.0.1:10032", Unauthenticated: "accept", ReadTimeout: time.Hour, WriteTimeout: 30 * time.Second},
+		Policy:   PolicyConfig{Listen: "inet:127.0.0.1:10031", ReadTimeout: 5 * time.Minute},
+		Admin:    AdminConfig{Listen: "unix:relaycap-data/admin.sock"},
+		Quota: QuotaConfig{
+			Timezone: "America/New_York", DefaultDailyLimit: 0, OverQuota: "defer", HistoryDays: 400,
+			Accounts: map[string]Account{},
+		},
+		IDHeader: IDHeaderConfig{Name: "X-Relay-ID", KeysFile: "/etc/relaycap/id.keys", Extra: map[string]string{}},
+		Store:    StoreConfig{SyncWrites: true},
+		Log:      LogConfig{Level: "info", Format: "text"},
+		Socket:   SocketConfig{Mode: 0o660},
+		Location: mustLoc(t, "America/New_York"),
+	}
+	same(t, got, want)
+	same(t, Defaults(), want)
+}
+
+func TestDefaultPathUsedWhenPresent(t *testing.T) {
+	isolate(t)
+	systemPath = writeFile(t, t.TempDir(), "relaycap.yaml", "log: {level: warn}\n")
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Path != systemPath || c.Log.Level != "warn" {
+		t.Errorf("Path %q, log.level %q; want %q, warn", c.Path, c.Log.Level, systemPath)
+	}
+}
+
+func TestExplicitPathMustExist(t *testing.T) {
+	isolate(t)
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), nil)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("err = %v, want a not-exist error", err)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	isolate(t)
+	path := writeFile(t, t.TempDir(), "c.yaml", `
+state_dir: /from/file
+milter: {listen: "inet:127.0.0.1:1001"}
+policy: {listen: "inet:127.0.0.1:1002"}
+log: {level: debug}
+quota: {default_daily_limit: 5, timezone: Europe/Berlin}
+`)
+	t.Setenv("RELAYCAP_MILTER_LISTEN", "inet:127.0.0.1:2001")
+	t.Setenv("RELAYCAP_POLICY_LISTEN", "inet:127.0.0.1:2002")
+	t.Setenv("RELAYCAP_QUOTA_DEFAULT_DAILY_LIMIT", "7")
+	t.Setenv("RELAYCAP_QUOTA_TIMEZONE", "UTC")
+	t.Setenv("RELAYCAP_STORE_SYNC_WRITES", "false")
+	t.Setenv("RELAYCAP_MILTER_READ_TIMEOUT", "1m")
+	t.Setenv("RELAYCAP_SOCKET_MODE", "0640")
+	flags := emptyFlags()
+	if err := flags.Parse([]string{"--milter-listen=inet:127.0.0.1:3001", "--state-dir=/from/flag"}); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := Load(path, flags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ what, got, want string }{
+		{"flag over env over file", c.Milter.Listen, "inet:127.0.0.1:3001"},
+		{"flag over file", c.StateDir, "/from/flag"},
+		{"admin listen follows state_dir", c.Admin.Listen, "unix:/from/flag/admin.sock"},
+		{"env over file", c.Policy.Listen, "inet:127.0.0.1:2002"},
+		{"env over file (timezone)", c.Location.String(), "UTC"},
+		{"file over unchanged flag default", c.Log.Level, "debug"},
+		{"default", c.Log.Format, "text"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.what, tc.got, tc.want)
+		}
+	}
+	if c.Quota.DefaultDailyLimit != 7 || c.Store.SyncWrites || c.Milter.ReadTimeout != time.Minute || c.Socket.Mode != 0o640 {
+		t.Errorf("env scalars: limit %d, sync %v, timeout %v, mode %#o; want 7, false, 1m0s, 0640",
+			c.Quota.DefaultDailyLimit, c.Store.SyncWrites, c.Milter.ReadTimeout, uint32(c.Socket.Mode))
+	}
+}
+
+func TestBadEnv(t *testing.T) {
+	isolate(t)
+	t.Setenv("RELAYCAP_QUOTA_HISTORY_DAYS", "lots")
+	t.Setenv("RELAYCAP_LOG_LEVEL", "loud")
+	_, err := Load("", nil)
+	var p Problems
+	if !errors.As(err, &p) || !strings.Contains(err.Error(), `quota.history_days: "lots" is not a whole number`) {
+		t.Errorf("err = %v, want Problems naming quota.history_days", err)
+	}
+	t.Setenv("RELAYCAP_QUOTA_HISTORY_DAYS", "")
+	if _, err := Load("", nil); err == nil || !strings.Contains(err.Error(), `log.level: "loud"`) {
+		t.Errorf("err = %v, want log.level problem", err)
+	}
+}
+
+func TestFullExample(t *testing.T) {
+	isolate(t)
+	path := filepath.Join("testdata", "good", "full.yaml")
+	got, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		StateDir: "/var/lib/relaycap",
+		Milter: MilterConfig{Listen: "unix:/var/spool/postfix/relaycap/milter.sock", Unauthenticated: "reject",
+			ReadTimeout: 2 * time.Minute, WriteTimeout: 10 * time.Second},
+		Policy: PolicyConfig{Listen: "unix:/var/spool/postfix/relaycap/policy.sock", ReadTimeout: 90 * time.Second},
+		Admin:  AdminConfig{Listen: "unix:/run/relaycap/admin.sock"},
+		Quota: QuotaConfig{
+			Timezone: "Europe/Paris", DefaultDailyLimit: 50, OverQuota: "reject", HistoryDays: 30,
+			AccountsFile: filepath.Join("testdata", "good", "accounts.yaml"),
+			Accounts: map[string]Account{
+				"alice@example.com":       {500, StatusActive},
+				"bob.smith@example.org":   {10, StatusSuspended},
+				"carol":                   {0, StatusTerminated},
+				"dave":                    {20, StatusActive},
+				"erin@example.com":        {1000, StatusActive},
+				"frank.jones@example.org": {25, StatusSuspended},
+			},
+		},
+		IDHeader: IDHeaderConfig{Name: "X-Relaycap-ID", KeysFile: "/etc/relaycap/keys",
+			Extra: map[string]string{"X-Abuse-Contact": "abuse@example.net"}},
+		Store:    StoreConfig{SyncWrites: false},
+		Log:      LogConfig{Level: "debug", Format: "json"},
+		Socket:   SocketConfig{Mode: 0o600, Group: "postfix"},
+		Location: mustLoc(t, "Europe/Paris"),
+		Path:     path,
+	}
+	same(t, got, want)
+
+	// The example must stay complete when a key is added to the table.
+	raw, err := readYAML(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range defaults {
+		m, parts := raw, strings.Split(s.key, keyDelim)
+		for _, part := range parts[:len(parts)-1] {
+			m, _ = m[part].(map[string]any)
+		}
+		if _, ok := m[parts[len(parts)-1]]; !ok {
+			t.Errorf("full.yaml lacks %s", strings.ReplaceAll(s.key, keyDelim, "."))
+		}
+	}
+}
+
+func TestAccountNames(t *testing.T) {
+	isolate(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "more.yaml", "\"Dan.Brown@Example.NET\": 3\n")
+	path := writeFile(t, dir, "c.yaml", `
+quota:
+  accounts_file: more.yaml
+  accounts:
+    alice@example.com: 500
+    "bob.smith@example.org": {daily_limit: 10, status: suspended}
+    Carol@Example.COM: {Daily_Limit: 5}
+`)
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Account{
+		"alice@example.com":     {500, StatusActive},
+		"bob.smith@example.org": {10, StatusSuspended},
+		"carol@example.com":     {5, StatusActive},
+		"dan.brown@example.net": {3, StatusActive},
+	}
+	if !reflect.DeepEqual(c.Quota.Accounts, want) {
+		t.Errorf("accounts\n got %v\nwant %v", c.Quota.Accounts, want)
+	}
+}
+
+func TestAccountsFileFromEnvWithoutConfigFile(t *testing.T) {
+	isolate(t)
+	abs, err := filepath.Abs(filepath.Join("testdata", "good", "accounts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RELAYCAP_QUOTA_ACCOUNTS_FILE", abs)
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Quota.Accounts["erin@example.com"]; got != (Account{1000, StatusActive}) {
+		t.Errorf("erin = %+v", got)
+	}
+}
+
+// TestBadConfigs loads every testdata/bad/NAME.yaml; each line of NAME.err
+// must appear in the error.
+func TestBadConfigs(t *testing.T) {
+	isolate(t)
+	files, err := filepath.Glob(filepath.Join("testdata", "bad", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no bad configs: %v", err)
+	}
+	for _, path := range files {
+		name := strings.TrimSuffix(filepath.Base(path), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			want, err := os.ReadFile(strings.TrimSuffix(path, ".yaml") + ".err")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(path, nil)
+			if err == nil {
+				t.Fatalf("loaded: %+v", c)
+			}
+			if c != nil {
+				t.Errorf("returned a config with the error")
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(want)), "\n") {
+				if !strings.Contains(err.Error(), line) {
+					t.Errorf("error lacks %q:\n%v", line, err)
+				}
+			}
+		})
+	}
+}
+
+func TestAllProblemsAtOnce(t *testing.T) {
+	isolate(t)
+	_, err := Load(filepath.Join("testdata", "bad", "multi.yaml"), nil)
+	var p Problems
+	if !errors.As(err, &p) {
+		t.Fatalf("err = %v, want Problems", err)
+	}
+	if len(p) != 3 {
+		t.Errorf("%d problems, want 3:\n%v", len(p), p)
+	}
+	if p.Error() != strings.Join(p, "\n") {
+		t.Errorf("Error() = %q", p.Error())
+	}
+}
+
+func TestDefaultYAMLLoadsAsDefaults(t *testing.T) {
+	isolate(t)
+	text := DefaultYAML()
+	var raw map[string]any
+	if err := yaml.Unmarshal([]byte(text), &raw); err != nil {
+		t.Fatalf("DefaultYAML is not YAML: %v\n%s", err, text)
+	}
+	path := writeFile(t, t.TempDir(), "defaults.yaml", text)
+	got, err := Load(path, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	want := Defaults()
+	want.Path = path
+	same(t, got, want)
+}
+
+func TestValidateHandBuilt(t *testing.T) {
+	c := Defaults()
+	c.Location = nil
+	c.Admin.Listen = ""
+	c.StateDir = ""
+	c.Socket.Mode = 0o1777
+	c.Milter.WriteTimeout = 0
+	c.Quota.Accounts = map[string]Account{
+		"Alice":     {1, StatusActive},
+		"bob smith": {1, StatusActive},
+		"carol":     {1, ""},
+	}
+	c.IDHeader.Extra = map[string]string{"X-Note": "one\ntwo"}
+	err := c.Validate()
+	var p Problems
+	if !errors.As(err, &p) {
+		t.Fatalf("err = %v, want Problems", err)
+	}
+	for _, want := range []string{
+		`state_dir: must not be empty`,
+		`admin.listen: "" is not unix:/path or inet:host:port`,
+		`socket.mode: 01777 is not a permission mode`,
+		`milter.write_timeout: 0s is not a positive duration`,
+		`quota.accounts[Alice]: account names must be lower case`,
+		`quota.accounts[bob smith]: "bob smith" is not a login name`,
+		`quota.accounts[carol].status: "" is not one of`,
+		`id_header.extra[X-Note]: the value must be a single line`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("problems lack %q:\n%v", want, err)
+		}
+	}
+	if len(p) != 8 {
+		t.Errorf("%d problems, want 8:\n%v", len(p), err)
+	}
+	if c.Location != nil {
+		t.Error("an invalid config got a Location")
+	}
+}
+
+func TestParseListen(t *testing.T) {
+	for _, tc := range []struct{ in, network, addr string }{
+		{"unix:/var/spool/postfix/relaycap/milter.sock", "unix", "/var/spool/postfix/relaycap/milter.sock"},
+		{"unix:relaycap-data/admin.sock", "unix", "relaycap-data/admin.sock"},
+		{"inet:127.0.0.1:10031", "tcp", "127.0.0.1:10031"},
+		{"inet:[::1]:10031", "tcp", "[::1]:10031"},
+		{"inet:localhost:0", "tcp", "localhost:0"},
+		{"inet::10031", "tcp", ":10031"},
+	} {
+		network, addr, err := ParseListen(tc.in)
+		if err != nil || network != tc.network || addr != tc.addr {
+			t.Errorf("ParseListen(%q) = %q, %q, %v; want %q, %q", tc.in, network, addr, err, tc.network, tc.addr)
+		}
+	}
+	for _, in := range []string{
+		"", "unix:", "inet:", "tcp:127.0.0.1:1", "127.0.0.1:10031", "inet:127.0.0.1", "inet:::1:10031",
+		"inet:127.0.0.1:65536", "inet:127.0.0.1:-1", "inet:127.0.0.1:smtp",
+		"unix:/" + strings.Repeat("x", 107),
+	} {
+		if network, addr, err := ParseListen(in); err == nil {
+			t.Errorf("ParseListen(%q) = %q, %q; want an error", in, network, addr)
+		}
+	}
+}
+
+func TestValidHeaderName(t *testing.T) {
+	for in, want := range map[string]bool{
+		"X-Relay-ID": true, "x_ok!~": true, "": false, "X Relay": false, "X:Relay": false,
+		"X-Relé": false, "X-\x7f": false, "X-\t": false,
+	} {
+		if got := validHeaderName(in); got != want {
+			t.Errorf("validHeaderName(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	isolate(f)
+	seeds, _ := filepath.Glob(filepath.Join("testdata", "*", "*.yaml"))
+	for _, s := range seeds {
+		if b, err := os.ReadFile(s); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte(DefaultYAML()))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(path, nil)
+		if err != nil {
+			if c != nil || err.Error() == "" {
+				t.Fatalf("error %q with config %v", err, c)
+			}
+			return
+		}
+		if c.Location == nil || c.Quota.Accounts == nil || c.IDHeader.Extra == nil {
+			t.Fatalf("derived fields unset: %+v", c)
+		}
+		for _, l := range []string{c.Milter.Listen, c.Policy.Listen, c.Admin.Listen} {
+			if _, _, err := ParseListen(l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, a := range c.Quota.Accounts {
+			if name != strings.ToLower(name) || a.DailyLimit < 0 || a.Status == "" {
+				t.Fatalf("account %q: %+v", name, a)
+			}
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("loaded config fails Validate: %v", err)
+		}
+	})
+}
