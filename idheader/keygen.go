@@ -1,0 +1,171 @@
+package idheader
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+const newFileHeader = `# relaycap identification keys, written by "relaycap id keygen".
+# One key per line: <id> <base64 of 32 random bytes>. The first key seals
+# new tokens; every key opens old ones, so keep retired keys as long as
+# complaints may arrive. Keep this file mode 640, group of the daemon.
+`
+
+// Keygen adds a new key drawn from random (crypto/rand if nil) and returns
+// its id. If path does not exist it is created with mode 0640 holding that
+// key. Otherwise the file is rotated: the new key goes before the existing
+// keys, which stay to open old tokens, and the file keeps its comments,
+// mode, owner and group. The file is replaced atomically (temporary file
+// in the same directory, fsync, rename), so readers see the old file or
+// the new one, never part of one. Two Keygen calls racing on one file may
+// lose one of the new keys; run one at a time.
+func Keygen(path string, random io.Reader) (string, error) {
+	if random == nil {
+		random = rand.Reader
+	}
+	// Rotate the file a symlink points to rather than replace the link.
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		path = p
+	}
+	data, fi, err := readKeysFile(path)
+	create := errors.Is(err, fs.ErrNotExist)
+	if err != nil && !create {
+		return "", err
+	}
+	var entries []entry
+	if !create {
+		if entries, err = parseEntries(data); err != nil {
+			return "", fmt.Errorf("keys file %s: %w; fix it before rotating", path, err)
+		}
+	}
+	id, err := nextKeyID(entries)
+	if err != nil {
+		return "", err
+	}
+	key := make([]byte, keyLen)
+	if _, err := io.ReadFull(random, key); err != nil {
+		return "", fmt.Errorf("reading random key: %w", err)
+	}
+	if create {
+		data = append([]byte(newFileHeader), keyLine(id, key)...)
+		err = writeNew(path, data)
+	} else {
+		data = insertLine(data, entries[0].line, keyLine(id, key))
+		err = replace(path, data, fi)
+	}
+	if err != nil {
+		return "", err
+	}
+	return strconv.Itoa(int(id)), nil
+}
+
+// nextKeyID returns one more than the highest id in use, or once that
+// would pass 65535, the lowest free one.
+func nextKeyID(entries []entry) (uint16, error) {
+	used := make(map[uint16]bool, len(entries))
+	var top uint16
+	for _, e := range entries {
+		used[e.id] = true
+		top = max(top, e.id)
+	}
+	if top < maxKeyID {
+		return top + 1, nil
+	}
+	for id := uint16(1); id < maxKeyID; id++ {
+		if !used[id] {
+			return id, nil
+		}
+	}
+	return 0, errors.New("every key id is in use; remove retired keys")
+}
+
+// insertLine returns data with line inserted before line number n (1-based).
+func insertLine(data []byte, n int, line []byte) []byte {
+	off := 0
+	for range n - 1 {
+		off += bytes.IndexByte(data[off:], '\n') + 1
+	}
+	out := make([]byte, 0, len(data)+len(line))
+	out = append(out, data[:off]...)
+	out = append(out, line...)
+	return append(out, data[off:]...)
+}
+
+// writeNew creates path with data, failing if something else created it
+// meanwhile: link(2) will not replace an existing name.
+func writeNew(path string, data []byte) error {
+	tmp, err := writeTemp(path, data, 0o640, nil)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil {
+		return fmt.Errorf("creating keys file: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// replace swaps path for a file holding data, with the mode, owner and
+// group of the file it replaces.
+func replace(path string, data []byte, old os.FileInfo) error {
+	tmp, err := writeTemp(path, data, old.Mode().Perm(), old)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("replacing keys file: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// writeTemp writes data to a new file beside path and returns its name.
+// The file is created 0600, so it is never open to others while written.
+func writeTemp(path string, data []byte, perm os.FileMode, owner os.FileInfo) (name string, err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return "", fmt.Errorf("writing keys file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if owner != nil {
+		if err = keepOwner(f, owner); err != nil {
+			return "", fmt.Errorf("keeping the owner of %s: %w", path, err)
+		}
+	}
+	// Chmod after chown: chown may clear mode bits.
+	if err = f.Chmod(perm); err != nil {
+		return "", err
+	}
+	if _, err = f.Write(data); err != nil {
+		return "", err
+	}
+	if err = f.Sync(); err != nil {
+		return "", err
+	}
+	if err = f.Close(); err != nil {
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// syncDir makes a rename or link in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
