@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/relaycap/relaycap/idheader"
+)
+
+const fixtures = "../../idheader/testdata/"
+
+// runID executes "relaycap id ARGS" in process, configured as main
+// configures the root, and returns the exit code main would use.
+func runID(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int, err error) {
+	t.Helper()
+	root := &cobra.Command{Use: "relaycap", SilenceUsage: true, SilenceErrors: true}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	root.AddCommand(newIDCommand())
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(append([]string{"id"}, args...))
+	err = root.Execute()
+	if err != nil {
+		e, ok := err.(interface{ ExitCode() int }) // as main checks it
+		if !ok {
+			t.Fatalf("error without an exit code: %v", err)
+		}
+		code = e.ExitCode()
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("reason is not one line: %q", err)
+		}
+	}
+	return out.String(), errOut.String(), code, err
+}
+
+// keysAndToken creates a keys file with the CLI and seals a token with it.
+func keysAndToken(t *testing.T) (keys, token string) {
+	t.Helper()
+	keys = filepath.Join(t.TempDir(), "id.keys")
+	out, _, code, err := runID(t, "", "keygen", "--keys-file", keys)
+	if code != 0 || !strings.Contains(out, "created "+keys) || !strings.Contains(out, "key id 1") {
+		t.Fatalf("keygen: %d %v %q", code, err, out)
+	}
+	out, _, code, err = runID(t, "", "keygen", "--keys-file", keys)
+	if code != 0 || !strings.Contains(out, "rotated "+keys) || !strings.Contains(out, "key id 2") {
+		t.Fatalf("rotate: %d %v %q", code, err, out)
+	}
+	ring, err := idheader.LoadKeyring(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err = ring.Seal(idheader.Fields{
+		Account: "alice@example.com", Time: time.Date(2026, 7, 4, 16, 30, 0, 0, time.UTC),
+		QueueID: "4Xq1bD2kVhz9", ClientAddr: "2001:db8::7", Recipients: 5,
+	}, "<m1@example.com>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys, token
+}
+
+func TestIDDecodeToken(t *testing.T) {
+	keys, token := keysAndToken(t)
+	out, _, code, err := runID(t, "", "decode", "--keys-file", keys, "--timezone", "America/New_York", token)
+	if code != 0 {
+		t.Fatalf("exit %d: %v", code, err)
+	}
+	for _, want := range []string{"alice@example.com", "2026-07-04 16:30:00 UTC", "2026-07-04 12:30:00 EDT (America/New_York)",
+		"4Xq1bD2kVhz9", "2001:db8::7", "recipients:  5", "key id:      2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// A whole header line, pasted folded, decodes too.
+	pasted := "X-Relay-ID: " + token[:80] + "\n\t" + token[80:]
+	if out, _, code, err := runID(t, "", "decode", "--keys-file", keys, pasted); code != 0 || !strings.Contains(out, "alice@") {
+		t.Errorf("pasted header: %d %v", code, err)
+	}
+}
+
+func TestIDDecodeJSON(t *testing.T) {
+	keys, token := keysAndToken(t)
+	out, _, code, err := runID(t, "", "decode", "--keys-file", keys, "--json", "--timezone", "UTC", token)
+	if code != 0 {
+		t.Fatalf("exit %d: %v", code, err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if got["account"] != "alice@example.com" || got["time"] != "2026-07-04T16:30:00Z" || got["recipients"] != 5.0 ||
+		got["key_id"] != "2" || got["client_addr"] != "2001:db8::7" {
+		t.Errorf("%v", got)
+	}
+}
+
+func TestIDDecodeFailures(t *testing.T) {
+	keys, token := keysAndToken(t)
+	sub := "A"
+	if token[50] == 'A' {
+		sub = "B"
+	}
+	tampered := token[:50] + sub + token[51:]
+	otherKeys := filepath.Join(t.TempDir(), "other.keys")
+	if _, err := idheader.Keygen(otherKeys, nil); err != nil {
+		t.Fatal(err)
+	}
+	openKeys := filepath.Join(t.TempDir(), "open.keys")
+	data, _ := os.ReadFile(keys)
+	os.WriteFile(openKeys, data, 0o644)
+	os.Chmod(openKeys, 0o644)
+
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"tampered", []string{"decode", "--keys-file", keys, tampered}, 1, "forged"},
+		{"truncated", []string{"decode", "--keys-file", keys, token[:150]}, 1, "malformed"},
+		{"unknown key", []string{"decode", "--keys-file", otherKeys, token}, 1, "unknown key"},
+		{"missing token", []string{"decode", "--keys-file", keys}, 2, "want one TOKEN"},
+		{"two tokens", []string{"decode", "--keys-file", keys, token, token}, 2, "got 2 arguments"},
+		{"token and message", []string{"decode", "--keys-file", keys, "--message", "x.eml", token}, 2, "not both"},
+		{"bad flag", []string{"decode", "--keys", keys, token}, 2, "unknown flag"},
+		{"bad zone", []string{"decode", "--keys-file", keys, "--timezone", "Mars/Olympus", token}, 2, "--timezone"},
+		{"no keys file", []string{"decode", "--keys-file", keys + ".missing", token}, 2, "no such file"},
+		{"keys file open to others", []string{"decode", "--keys-file", openKeys, token}, 2, "chmod 640"},
+		{"unreadable message", []string{"decode", "--keys-file", keys, "--message", keys + ".eml"}, 2, "no such file"},
+		{"keygen argument", []string{"keygen", "--keys-file", keys, "extra"}, 2, "takes no arguments"},
+		{"keygen on open file", []string{"keygen", "--keys-file", openKeys}, 1, "chmod 640"},
+		{"no subcommand", nil, 2, "missing subcommand"},
+		{"unknown subcommand", []string{"encode"}, 2, `unknown command "encode"`},
+	} {
+		_, _, code, err := runID(t, "", c.args...)
+		if code != c.code || err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: exit %d, %v; want %d and %q", c.name, code, err, c.code, c.want)
+		}
+	}
+}
+
+// fixtureKeys copies the fixtures' keys file to a private file.
+func fixtureKeys(t *testing.T) string {
+	data, err := os.ReadFile(fixtures + "test.keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "id.keys")
+	if err := os.WriteFile(path, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestIDDecodeMessage(t *testing.T) {
+	keys := fixtureKeys(t)
+	for _, c := range []struct {
+		file, want string
+	}{
+		{"plain.eml", "<20260302140305.GA1234@mail.example.com> (matches"},
+		{"forwarded.eml", "in a forwarded or reported message\naccount:     bob.smith@customer-two.example"},
+		{"arf.eml", "newsletter@shop.example"},
+		{"arf-headers.eml", "account:     carol"},
+		{"copied.eml", "<forged-77@elsewhere.example> (DOES NOT MATCH"},
+	} {
+		out, _, code, err := runID(t, "", "decode", "--keys-file", keys, "--message", fixtures+c.file)
+		if code != 0 || !strings.Contains(out, c.want) {
+			t.Errorf("%s: exit %d, %v; output lacks %q:\n%s", c.file, code, err, c.want, out)
+		}
+	}
+	arf, _ := os.ReadFile(fixtures + "arf.eml")
+	out, _, code, err := runID(t, string(arf), "decode", "--keys-file", keys, "--message", "-", "--json")
+	var got []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || len(got) != 1 ||
+		got[0]["account"] != "newsletter@shop.example" || got[0]["message_id_matches"] != true || got[0]["nested"] != true {
+		t.Errorf("stdin, JSON: exit %d, %v:\n%s", code, err, out)
+	}
+	_, _, code, err = runID(t, "Subject: hi\n\nno header\n", "decode", "--keys-file", keys, "--message", "-")
+	if code != 1 || !strings.Contains(err.Error(), "no X-Relay-ID header in standard input") {
+		t.Errorf("no header: exit %d, %v", code, err)
+	}
+	_, _, code, err = runID(t, "X-Relay-ID: AQAB\n\n", "decode", "--keys-file", keys, "--message", "-")
+	if code != 1 || !strings.Contains(err.Error(), "malformed") {
+		t.Errorf("bad header: exit %d, %v", code, err)
+	}
+}
+
+// TestIDDecodeTakesKeysAndZoneFromConfig: on the relay, the daemon's config
+// names the keys file and the zone, so no flag is needed.
+func TestIDDecodeTakesKeysAndZoneFromConfig(t *testing.T) {
+	keys, token := keysAndToken(t)
+	cfg := filepath.Join(t.TempDir(), "relaycap.yaml")
+	body := "id_header: {keys_file: " + keys + "}\nquota: {timezone: Europe/Berlin}\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code, err := runID(t, "", "decode", "--config", cfg, token)
+	if code != 0 || !strings.Contains(out, "2026-07-04 18:30:00 CEST (Europe/Berlin)") {
+		t.Fatalf("exit %d (%v):\n%s", code, err, out)
+	}
+}

@@ -1,0 +1,69 @@
+// Command relaycap is the relay quota daemon for Postfix and its command
+// line: serve, config check, id keygen/decode, version. main only wires.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	root := newRootCommand()
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "relaycap:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "relaycap",
+		Short: "Daily relay quotas for an authenticated Postfix relay (milter + policy service)",
+		Long: `relaycap sits beside Postfix: its policy service rejects over-quota recipients
+early and its milter counts every accepted recipient ("relay") per SASL account
+and calendar day, and stamps relayed mail with an encrypted identification header.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
+	root.AddCommand(newServeCommand(), newConfigCommand(), newIDCommand(), newVersionCommand())
+	return root
+}
+
+// exitError carries an exit code: 2 for usage and config errors, 1 for
+// failures at run time.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+func (e exitError) ExitCode() int { return e.code }
+
+func usageError(err error) error { return exitError{2, err} }
+
+func exitCode(err error) int {
+	var ec interface{ ExitCode() int }
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	return 1
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "relaycap", version)
+		},
+	}
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/relaycap/relaycap/config"
+	"github.com/relaycap/relaycap/daemon"
+)
+
+func newServeCommand() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon: milter, policy service and admin socket",
+		Long: `Run the daemon. SIGHUP reloads the config (accounts, limits, keys, log level);
+a bad reload keeps the running config. SIGTERM drains open transactions
+(up to 10 s) and exits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path, cmd.Flags())
+			if err != nil {
+				return exitError{2, err}
+			}
+			level := new(slog.LevelVar)
+			log := newLogger(cmd.ErrOrStderr(), cfg.Log, level)
+			slog.SetDefault(log)
+			d, err := daemon.Start(cfg, daemon.Options{Logger: log, Level: level})
+			if err != nil {
+				return exitError{1, err}
+			}
+			notify("READY=1")
+			return run(d, log, func() (*config.Config, error) { return config.Load(path, cmd.Flags()) })
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "", "config file (default "+config.DefaultPath+" if it exists)")
+	config.BindFlags(cmd.Flags())
+	return cmd
+}
+
+// run handles signals until the daemon is told to stop or fails.
+func run(d *daemon.Daemon, log *slog.Logger, reload func() (*config.Config, error)) error {
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	var failure error
+loop:
+	for {
+		select {
+		case s := <-sig:
+			if s != syscall.SIGHUP {
+				log.Info("shutting down", "signal", s.String(), "drain", daemon.DrainTimeout)
+				break loop
+			}
+			notify("RELOADING=1")
+			cfg, err := reload()
+			if err == nil {
+				err = d.Reload(cfg)
+			}
+			if err != nil {
+				log.Error("reload failed; keeping the running config", "err", err)
+			}
+			notify("READY=1")
+		case err := <-d.Err():
+			log.Error("listener failed", "err", err)
+			failure = err
+			break loop
+		}
+	}
+	notify("STOPPING=1")
+	ctx, cancel := context.WithTimeout(context.Background(), daemon.DrainTimeout)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		log.Error("shutdown", "err", err)
+	}
+	log.Info("stopped")
+	if failure != nil {
+		return exitError{1, failure}
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, c config.LogConfig, level *slog.LevelVar) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.Level)); err == nil {
+		level.Set(l)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// notify tells systemd (Type=notify) about our state, if it is listening.
+func notify(state string) {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		return
+	}
+	if addr[0] == '@' {
+		addr = "\x00" + addr[1:]
+	}
+	conn, err := net.Dial("unixgram", addr)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, state)
+}

@@ -1,0 +1,260 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+)
+
+func TestPartialAcceptance(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice@example.com: 5}}\n")
+	s := td.milterSession(t)
+	if act := s.mail("alice@example.com"); act.StopProcessing() {
+		t.Fatalf("mail: %v", act)
+	}
+	accepted, refused := s.rcpts(7)
+	if accepted != 5 || len(refused) != 2 {
+		t.Fatalf("accepted %d, refused %v; want 5 and 2", accepted, refused)
+	}
+	for _, r := range refused {
+		if !strings.HasPrefix(r, "450 4.7.1 ") || !strings.Contains(r, "5/5 used") || !strings.Contains(r, "resets at 2026-11-28 00:00 EST") {
+			t.Errorf("refusal %q", r)
+		}
+	}
+	if _, act := s.data(plainHeaders); act.Type != gomilter.ActionAccept {
+		t.Fatalf("end of message: %v, want accept", act)
+	}
+	wantDecision(t, td.logs.String(), "alice@example.com", map[string]string{
+		"queue_id": "4QUEUEID", "accepted": "5", "refused": "2", "used": "5", "limit": "5", "result": "accept",
+	})
+}
+
+func TestAbortAndCloseRelease(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice: 3}}\n")
+	s := td.milterSession(t)
+	s.mail("alice")
+	if n, _ := s.rcpts(3); n != 3 {
+		t.Fatalf("accepted %d of 3", n)
+	}
+	if err := s.s.Abort(nil); err != nil {
+		t.Fatal(err)
+	}
+	s.mail("alice")
+	if n, _ := s.rcpts(3); n != 3 {
+		t.Fatalf("after abort: accepted %d of 3, want all (released)", n)
+	}
+	s.s.Close() // connection lost with 3 reserved
+	waitFor(t, "reservations released after close", func() bool {
+		d, err := td.Engine().Check("alice", td.clock.now())
+		return err == nil && d.Reserved == 0
+	})
+	if d, _ := td.Engine().Check("alice", td.clock.now()); d.Used != 0 {
+		t.Fatalf("nothing was committed, used = %d", d.Used)
+	}
+}
+
+func TestPolicyAndMilterAgree(t *testing.T) {
+	td := startDaemon(t, `quota:
+  default_daily_limit: 0
+  accounts:
+    alice: 2
+    bob: {daily_limit: 10, status: suspended}
+    carol: {daily_limit: 10, status: terminated}
+`)
+	p := td.policyConn(t)
+	if a := p.ask(rcptRequest("alice")); a != "DUNNO" {
+		t.Fatalf("fresh account: %q", a)
+	}
+	s := td.milterSession(t)
+	s.mail("alice")
+	s.rcpts(2) // held, not yet committed
+	if a := p.ask(rcptRequest("alice")); !strings.HasPrefix(a, "DEFER_IF_PERMIT 4.7.1 Daily relay quota of alice exhausted (2/2 used)") {
+		t.Fatalf("reservations must count for the policy: %q", a)
+	}
+	if _, refused := s.rcpts(1); len(refused) != 1 || !strings.HasPrefix(refused[0], "450 4.7.1") {
+		t.Fatalf("milter: %v", refused)
+	}
+	s.data(plainHeaders)
+	for login, want := range map[string]string{
+		"bob":     "REJECT 5.7.1 Account bob is suspended",
+		"carol":   "REJECT 5.7.1 Account carol is terminated",
+		"mallory": "REJECT 5.7.1 Account mallory has no relay quota",
+		"":        "DUNNO",
+	} {
+		if a := p.ask(rcptRequest(login)); a != want {
+			t.Errorf("policy for %q: %q, want %q", login, a, want)
+		}
+		s.mail(login)
+		_, refused := s.rcpts(1)
+		if login == "" {
+			if len(refused) != 0 {
+				t.Errorf("unauthenticated mail refused by milter: %v", refused)
+			}
+			continue
+		}
+		if len(refused) != 1 || !strings.HasPrefix(refused[0], "550 5.7.1 "+strings.TrimPrefix(want, "REJECT 5.7.1 ")) {
+			t.Errorf("milter for %q: %v", login, refused)
+		}
+	}
+	other := strings.Replace(rcptRequest("alice"), "protocol_state=RCPT", "protocol_state=END-OF-MESSAGE", 1)
+	if a := p.ask(other); a != "DUNNO" {
+		t.Errorf("END-OF-MESSAGE state: %q", a)
+	}
+	td.reload(t, "quota: {over_quota: reject, accounts: {alice: 2}}\n")
+	if a := p.ask(rcptRequest("alice")); !strings.HasPrefix(a, "REJECT 5.7.1 Daily relay quota") {
+		t.Errorf("over_quota reject, policy: %q", a)
+	}
+	s.mail("alice")
+	if _, refused := s.rcpts(1); len(refused) != 1 || !strings.HasPrefix(refused[0], "550 5.7.1 Daily relay quota") {
+		t.Errorf("over_quota reject, milter: %v", refused)
+	}
+}
+
+func TestConcurrentSessionsNeverExceedLimit(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice: 50}}\n")
+	var accepted atomic.Int64
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			s := td.milterSession(t)
+			s.mail("alice")
+			n, _ := s.rcpts(5)
+			accepted.Add(int64(n))
+			if n > 0 {
+				if _, act := s.data(plainHeaders); act.Type != gomilter.ActionAccept {
+					t.Errorf("eom: %v", act)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	d, err := td.Engine().Check("alice", td.clock.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accepted.Load() != 50 || d.Used != 50 {
+		t.Fatalf("100 recipients against limit 50: accepted %d, committed %d", accepted.Load(), d.Used)
+	}
+}
+
+func TestRestartKeepsUsage(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice: 5}}\n")
+	s := td.milterSession(t)
+	s.mail("alice")
+	s.rcpts(3)
+	s.data(plainHeaders)
+	s.s.Close()
+	td.stop()
+	td.start(t)
+	s = td.milterSession(t)
+	s.mail("alice")
+	if n, refused := s.rcpts(5); n != 2 || len(refused) != 3 {
+		t.Fatalf("after restart: accepted %d, refused %d; want 2 and 3", n, len(refused))
+	}
+}
+
+func TestSecondDaemonOnSameStateFails(t *testing.T) {
+	td := startDaemon(t, "")
+	other := t.TempDir()
+	body := fmt.Sprintf("state_dir: %s/state\nmilter: {listen: \"unix:%s/m.sock\"}\npolicy: {listen: \"unix:%s/p.sock\"}\n", td.dir, other, other)
+	os.WriteFile(filepath.Join(other, "c.yaml"), []byte(body), 0o644)
+	cfg := td.Config()
+	cfg2 := *cfg
+	cfg2.Milter.Listen, cfg2.Policy.Listen = "unix:"+other+"/m.sock", "unix:"+other+"/p.sock"
+	_, err := Start(&cfg2, Options{})
+	if err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second daemon: %v", err)
+	}
+}
+
+func TestBadPolicyRequestsCloseTheConnection(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice: 5}}\n")
+	for name, block := range map[string]string{
+		"no equals":      "protocol_state=RCPT\ngarbage line\n\n",
+		"too many":       strings.Repeat("x=1\n", 101) + "\n",
+		"oversized":      "sasl_username=" + strings.Repeat("a", 17<<10) + "\n\n",
+		"nul":            "sasl_username=a\x00b\n\n",
+		"empty request":  "\n",
+		"binary garbage": "\x00\x01\x02\xff\n\n",
+	} {
+		p := td.policyConn(t)
+		p.c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(p.c, block)
+		b, err := io.ReadAll(p.c)
+		if err != nil || len(b) != 0 {
+			t.Errorf("%s: got %q, %v; want the connection closed without a reply", name, b, err)
+		}
+	}
+	if a := td.policyConn(t).ask(rcptRequest("alice")); a != "DUNNO" {
+		t.Fatalf("service after bad requests: %q", a)
+	}
+	if !strings.Contains(td.logs.String(), "bad request") {
+		t.Error("bad requests were not logged")
+	}
+}
+
+func TestBrokenMilterPacketKeepsServing(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice: 5}}\n")
+	c, err := net.Dial("unix", filepath.Join(td.dir, "milter.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A length prefix of 2 GB, then junk: not a milter packet.
+	c.Write([]byte{0x7f, 0xff, 0xff, 0xff, 'O', 1, 2, 3})
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil && !errors.Is(err, net.ErrClosed) {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("broken packet: connection left open")
+		}
+	}
+	c.Close()
+	s := td.milterSession(t)
+	s.mail("alice")
+	if n, _ := s.rcpts(1); n != 1 {
+		t.Fatal("milter stopped serving after a broken packet")
+	}
+}
+
+func TestUnauthenticated(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice: 5}}\n")
+	s := td.milterSession(t)
+	if act := s.mail(""); act.StopProcessing() {
+		t.Fatalf("unauthenticated: accept by default, got %v", act)
+	}
+	if n, _ := s.rcpts(3); n != 3 {
+		t.Fatalf("unauthenticated recipients refused: %d of 3 accepted", n)
+	}
+	mods, act := s.data(plainHeaders)
+	if act.Type != gomilter.ActionAccept || len(mods) != 0 {
+		t.Fatalf("unauthenticated message: %v, mods %v; want untouched accept", act, mods)
+	}
+	td2 := startDaemon(t, "milter: {unauthenticated: reject}\nquota: {accounts: {alice: 5}}\n")
+	s = td2.milterSession(t)
+	if act := s.mail(""); act.SMTPCode != 530 || !strings.HasPrefix(act.SMTPReply, "530 5.7.0") {
+		t.Fatalf("unauthenticated with reject: %v", act)
+	}
+	if act := s.mail("alice"); act.StopProcessing() {
+		t.Fatalf("authenticated with reject: %v", act)
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}

@@ -1,0 +1,154 @@
+package daemon
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/relaycap/relaycap/idheader"
+)
+
+// applyMods applies header modifications the way Postfix's cleanup does to
+// the queue file, whose first header is Postfix's own Received: (not shown
+// to the milter): a change with an empty value removes the n-th field of
+// that name; an insert at n goes after the n-th field of all.
+func applyMods(t *testing.T, headers [][2]string, mods []gomilter.ModifyAction) [][2]string {
+	t.Helper()
+	out := append([][2]string{{"Received", "from client.example by relay.test"}}, headers...)
+	for _, m := range mods {
+		switch m.Type {
+		case gomilter.ActionChangeHeader:
+			seen := 0
+			for i, h := range out {
+				if strings.EqualFold(h[0], m.HeaderName) {
+					if seen++; seen == int(m.HeaderIndex) {
+						if m.HeaderValue == "" {
+							out = slices.Delete(out, i, i+1)
+						} else {
+							out[i][1] = m.HeaderValue
+						}
+						break
+					}
+				}
+			}
+		case gomilter.ActionInsertHeader:
+			i := min(int(m.HeaderIndex), len(out))
+			out = slices.Insert(out, i, [2]string{m.HeaderName, m.HeaderValue})
+		case gomilter.ActionAddHeader:
+			out = append(out, [2]string{m.HeaderName, m.HeaderValue})
+		default:
+			t.Fatalf("unexpected modification %v", m)
+		}
+	}
+	return out
+}
+
+func TestIDHeaderReplacesForgeries(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice@example.com: 1000}}\n")
+	keys, err := idheader.LoadKeyring(filepath.Join(td.dir, "id.keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	many := func(n int) [][2]string {
+		var hs [][2]string
+		for i := range n {
+			hs = append(hs, [2]string{"X-Filler", fmt.Sprint(i)})
+		}
+		return hs
+	}
+	forged := [2]string{"X-Relay-ID", "forged-token"}
+	forgedLower := [2]string{"x-relay-id", "another forgery"}
+	forgedExtra := [2]string{"X-REPORT-ABUSE-TO", "spoof@evil.example"}
+	msgID := [2]string{"Message-ID", "<m-42@example.org>"}
+	cases := map[string][][2]string{
+		"at the top":       append([][2]string{forged, msgID}, plainHeaders[:2]...),
+		"in the middle":    {{"From", "a@example.org"}, forged, msgID, forgedExtra, {"To", "b@example.net"}, forgedLower},
+		"after 600 others": append(append(many(600), msgID), forged, forgedLower, forgedExtra),
+		"none":             {{"From", "a@example.org"}, msgID},
+	}
+	var tokens []string
+	for name, headers := range cases {
+		s := td.milterSession(t)
+		s.mail("alice@example.com")
+		s.rcpts(3)
+		mods, act := s.data(headers)
+		if act.Type != gomilter.ActionAccept {
+			t.Fatalf("%s: %v", name, act)
+		}
+		final := applyMods(t, headers, mods)
+		if final[0][0] != "Received" || final[1][0] != "X-Relay-ID" || final[2][0] != "X-Report-Abuse-To" {
+			t.Fatalf("%s: token not right below Received: %v", name, final[:3])
+		}
+		var ids, extras int
+		for _, h := range final {
+			switch strings.ToLower(h[0]) {
+			case "x-relay-id":
+				ids++
+			case "x-report-abuse-to":
+				extras++
+				if h[1] != "abuse@example.net" {
+					t.Errorf("%s: extra header %q survived", name, h[1])
+				}
+			}
+		}
+		if ids != 1 || extras != 1 {
+			t.Fatalf("%s: %d id headers and %d extras, want 1 and 1", name, ids, extras)
+		}
+		f, err := keys.Open(final[1][1])
+		if err != nil {
+			t.Fatalf("%s: token does not open: %v", name, err)
+		}
+		if f.Account != "alice@example.com" || f.QueueID != "4QUEUEID" || f.Recipients != 3 || f.ClientAddr != "192.0.2.7" {
+			t.Fatalf("%s: token names %+v", name, f)
+		}
+		if !f.Time.Equal(td.clock.now().Truncate(time.Second)) || !f.BindsMessageID("<m-42@example.org>") {
+			t.Fatalf("%s: time %v or Message-ID binding wrong", name, f.Time)
+		}
+		tokens = append(tokens, final[1][1])
+	}
+	slices.Sort(tokens)
+	if len(slices.Compact(tokens)) != len(cases) {
+		t.Fatal("two messages of one account carry the same token")
+	}
+}
+
+func TestUnauthenticatedMailLosesForgeriesButGetsNoToken(t *testing.T) {
+	td := startDaemon(t, "")
+	s := td.milterSession(t)
+	s.mail("")
+	s.rcpts(1)
+	headers := [][2]string{{"X-Relay-ID", "forged"}, {"From", "a@example.org"}, {"X-Report-Abuse-To", "x"}}
+	mods, act := s.data(headers)
+	if act.Type != gomilter.ActionAccept {
+		t.Fatal(act)
+	}
+	final := applyMods(t, headers, mods)
+	if len(final) != 2 || final[1][0] != "From" {
+		t.Fatalf("headers after the milter: %v", final)
+	}
+}
+
+func TestNoKeysDefersAndCountsNothing(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice: 5}}\n")
+	td.stop()
+	if err := removeFile(filepath.Join(td.dir, "id.keys")); err != nil {
+		t.Fatal(err)
+	}
+	td.start(t)
+	s := td.milterSession(t)
+	s.mail("alice")
+	s.rcpts(2)
+	_, act := s.data(plainHeaders)
+	if act.SMTPCode != 451 || !strings.HasPrefix(act.SMTPReply, "451 4.3.0") {
+		t.Fatalf("no keys: %v, want 451 4.3.0", act)
+	}
+	if d, _ := td.Engine().Check("alice", td.clock.now()); d.Used != 0 || d.Reserved != 0 {
+		t.Fatalf("a deferred message was counted: %+v", d)
+	}
+	wantDecision(t, td.logs.String(), "alice", map[string]string{"result": "tempfail", "accepted": "0", "refused": "2"})
+}
