@@ -1,0 +1,48 @@
+# relaycap — see README.md. `make help` lists the targets.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BIN     := relaycap
+# `make run` keeps its state and key here (the embedded default state_dir).
+STATE   := ./relaycap-data
+
+.PHONY: help build run test vet fmt-check bench load fuzz clean
+
+help:
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+build: ## build ./relaycap
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/relaycap
+
+run: build ## run the daemon on its embedded defaults (plus a key in ./relaycap-data)
+	@mkdir -p $(STATE)
+	@test -f $(STATE)/id.keys || ./$(BIN) id keygen --keys-file $(STATE)/id.keys
+	RELAYCAP_ID_HEADER_KEYS_FILE=$(STATE)/id.keys ./$(BIN) serve
+
+test: vet fmt-check ## vet, gofmt and the race-enabled unit and in-process tests
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e/...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+bench: ## benchmarks: engine, policy request, milter transaction, token seal/open
+	$(GO) test -run '^$$' -bench . -benchmem ./quota/... ./daemon/ ./idheader/
+
+load: ## RSS and rate after 100000 accounts each commit one relay (ACCOUNTS=n)
+	test/load/run.sh $(or $(ACCOUNTS),100000)
+
+FUZZTIME ?= 20s
+fuzz: ## run each fuzz target for FUZZTIME
+	$(GO) test -run '^$$' -fuzz '^FuzzReadRequest$$' -fuzztime $(FUZZTIME) ./policy/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./idheader/
+
+clean:
+	rm -rf $(BIN) dist
+
+include test/e2e/e2e.mk

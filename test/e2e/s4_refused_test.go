@@ -1,0 +1,48 @@
+//go:build e2e
+
+package e2e_test
+
+import (
+	"testing"
+)
+
+// TestRefusedLogins (scenario 4): a suspended account and a login relaycap
+// does not know (default_daily_limit 0: not provisioned) authenticate fine
+// but every recipient is refused with 5.7.1 at RCPT; nothing is delivered.
+// The policy service refuses first with "REJECT 5.7.1 …", so the code is
+// Postfix's access_map_reject_code (554 by default); the milter behind it
+// would say 550.
+func TestRefusedLogins(t *testing.T) {
+	sc := begin(t, true)
+	for _, c := range []struct{ name, account string }{
+		{"suspended", "suspended@example.com"},
+		{"unprovisioned", "stranger@example.com"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, l := range []int{0, 4} { // a STARTTLS and an implicit-TLS listener
+				to := rcpts(c.name, 2)
+				r := sc.send(t, as(c.account, sb.Listeners[l], to))
+				if e, ok := r.AuthReply(); !ok || e.Code != 235 {
+					t.Errorf("AUTH: %v, want 235 (Dovecot knows the login)", e)
+				}
+				for _, rc := range to {
+					wantReply(t, "RCPT "+rc, r.Rcpts()[rc], 554, "5.7.1")
+				}
+				if r.Accepted() || r.ExitCode != 24 {
+					t.Errorf("exit %d, want 24 (no RCPT accepted) and no DATA: %s", r.ExitCode, r.Summary())
+				}
+			}
+		})
+	}
+	sc.settle(t)
+	for _, a := range []string{"suspended@example.com", "stranger@example.com"} {
+		if _, n := delivered(a); n != 0 {
+			t.Errorf("sink holds %d deliveries from %s, want 0", n, a)
+		}
+		for _, d := range sb.Relaycap.Decisions(a) {
+			if d.Accepted != 0 || d.Used != 0 {
+				t.Errorf("decision counts something for %s: %s", a, d.Line)
+			}
+		}
+	}
+}
