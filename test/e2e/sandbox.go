@@ -260,8 +260,8 @@ func (s *Sandbox) data() tmplData {
 		Listeners: s.Listeners, XClientPort: s.XClient.Port, PlainPort: s.Plain.Port, SinkPort: s.Sink.Port(),
 		Relaycap:   s.opts.Relaycap != "",
 		StateDir:   s.path("rc", "state"),
-		MilterSock: s.path("rc", "milter.sock"),
-		PolicySock: s.path("rc", "policy.sock"),
+		MilterSock: s.path("pf", "spool", "relaycap", "milter.sock"),
+		PolicySock: s.path("pf", "spool", "relaycap", "policy.sock"),
 		AdminSock:  s.path("rc", "state", "admin.sock"),
 		Accounts:   accts, IDHeader: s.opts.IDHeader, KeysFile: s.KeysFile,
 	}
@@ -416,7 +416,13 @@ func (s *Sandbox) startRelaycap(ctx context.Context) error {
 	}
 	r := &Relaycap{
 		Bin: s.opts.Relaycap, ConfigPath: s.RelaycapConfigPath(), LogPath: s.path("rc", "relaycap.log"),
-		MilterSock: s.path("rc", "milter.sock"), PolicySock: s.path("rc", "policy.sock"),
+		MilterSock: s.path("pf", "spool", "relaycap", "milter.sock"),
+		PolicySock: s.path("pf", "spool", "relaycap", "policy.sock"),
+	}
+	// As packaged: the sockets live in the queue directory, so Postfix
+	// names them relative to it and a chrooted smtpd reaches them too.
+	if err := os.MkdirAll(filepath.Dir(r.MilterSock), 0o755); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	if s.closed {
