@@ -26,7 +26,13 @@ func testRing(t testing.TB, ids ...int) *Keyring {
 // fixtureRing is the keyring the tokens in testdata/*.eml were sealed with.
 func fixtureRing(t testing.TB) *Keyring {
 	t.Helper()
-	f, err := os.Open("testdata/test.keys")
+	return parseKeysFile(t, "testdata/test.keys")
+}
+
+// parseKeysFile parses a keys file of testdata, without the mode check.
+func parseKeysFile(t testing.TB, path string) *Keyring {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,15 +33,7 @@ func TestBadKeysFiles(t *testing.T) {
 }
 
 func TestParseKeyringOrder(t *testing.T) {
-	f, err := os.Open("testdata/keys/good-crlf.keys")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	k, err := ParseKeyring(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := parseKeysFile(t, "testdata/keys/good-crlf.keys")
 	if ids := k.KeyIDs(); !slices.Equal(ids, []string{"3", "1"}) || k.SealingKeyID() != "3" {
 		t.Errorf("ids %v, sealing %s", ids, k.SealingKeyID())
 	}
