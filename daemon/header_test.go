@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/idheader"
 )
 
@@ -151,4 +154,52 @@ func TestNoKeysDefersAndCountsNothing(t *testing.T) {
 		t.Fatalf("a deferred message was counted: %+v", d)
 	}
 	wantDecision(t, td.logs.String(), "alice", map[string]string{"result": "tempfail", "accepted": "0", "refused": "2"})
+}
+
+func TestKeysOpenToOthersStopTheStart(t *testing.T) {
+	td := startDaemon(t, "")
+	td.stop()
+	keys := filepath.Join(td.dir, "id.keys")
+	if err := os.Chmod(keys, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(td.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(cfg, Options{})
+	if !errors.Is(err, idheader.ErrPermissions) || !strings.Contains(err.Error(), "chmod 640") {
+		t.Fatalf("start with a keys file of mode 0644: %v", err)
+	}
+}
+
+func TestReloadRotatesKeys(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice: 10}}\n")
+	keysFile := filepath.Join(td.dir, "id.keys")
+	token := func() string {
+		s := td.milterSession(t)
+		s.mail("alice")
+		s.rcpts(1)
+		mods, _ := s.data(plainHeaders)
+		return applyMods(t, plainHeaders, mods)[1][1]
+	}
+	before := token()
+	newID, err := idheader.Keygen(keysFile, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	td.reload(t, "quota: {accounts: {alice: 10}}\n")
+	after := token()
+	keys, err := idheader.LoadKeyring(keysFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, errB := keys.Open(before)
+	fa, errA := keys.Open(after)
+	if errB != nil || errA != nil {
+		t.Fatalf("tokens must open after rotation: %v, %v", errB, errA)
+	}
+	if fa.KeyID != newID || fb.KeyID == newID {
+		t.Fatalf("key ids: before %s, after %s; the new key is %s", fb.KeyID, fa.KeyID, newID)
+	}
 }

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/relaycap/relaycap/idheader"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *lockedBuffer) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// TestServeSignals runs `relaycap serve` in process and drives it with
+// signals: a bad config on SIGHUP keeps the running one, a good one swaps
+// in, SIGTERM stops it cleanly.
+func TestServeSignals(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := idheader.Keygen(filepath.Join(dir, "id.keys"), rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "relaycap.yaml")
+	write := func(body string) {
+		t.Helper()
+		common := fmt.Sprintf("state_dir: %[1]s/state\nmilter: {listen: \"unix:%[1]s/m.sock\"}\npolicy: {listen: \"unix:%[1]s/p.sock\"}\nid_header: {keys_file: %[1]s/id.keys}\n", dir)
+		if err := os.WriteFile(cfg, []byte(common+body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("quota: {accounts: {alice: 0}}\n")
+	logs := &lockedBuffer{}
+	root := newRootCommand()
+	root.SetErr(logs)
+	root.SetArgs([]string{"serve", "--config", cfg})
+	done := make(chan error, 1)
+	go func() { done <- root.Execute() }()
+
+	ask := func() string {
+		t.Helper()
+		var c net.Conn
+		var err error
+		for range 200 {
+			if c, err = net.Dial("unix", filepath.Join(dir, "p.sock")); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("policy socket: %v\n%s", err, logs)
+		}
+		defer c.Close()
+		fmt.Fprint(c, "protocol_state=RCPT\nsasl_username=alice\n\n")
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(line)
+	}
+	waitLog := func(what string, n int) {
+		t.Helper()
+		for range 300 {
+			if strings.Count(logs.String(), what) >= n {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("no %q in the log:\n%s", what, logs)
+	}
+	if a := ask(); !strings.HasPrefix(a, "action=REJECT 5.7.1 Account alice has no relay quota") {
+		t.Fatalf("limit 0: %q", a)
+	}
+	write("quota: {accounts: {alice: 5}, over_quota: sometimes}\nbogus_key: 1\n")
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitLog("reload failed; keeping the running config", 1)
+	if !strings.Contains(logs.String(), "bogus_key") {
+		t.Errorf("the failed reload does not name the problem:\n%s", logs)
+	}
+	if a := ask(); !strings.Contains(a, "no relay quota") {
+		t.Fatalf("after a bad reload: %q, want the old config", a)
+	}
+	write("quota: {accounts: {alice: 5}}\n")
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitLog("config reloaded", 1)
+	if a := ask(); a != "action=DUNNO" {
+		t.Fatalf("after a good reload: %q", a)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve after SIGTERM: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p.sock")); !os.IsNotExist(err) {
+		t.Errorf("policy socket left behind: %v", err)
+	}
+}
