@@ -17,9 +17,8 @@ import (
 // relaycap binary built from the tree and the teardown on signals. The
 // tests' TestMain, cmd/demo and cmd/loadgen all start through Up.
 type Harness struct {
-	SB    *Sandbox
-	Bin   string // relaycap binary, "" without the daemon
-	HasID bool   // the binary has `relaycap id` (identification header on)
+	SB  *Sandbox
+	Bin string // relaycap binary, "" without the daemon
 
 	logf        func(string, ...any)
 	interrupted atomic.Bool
@@ -78,9 +77,8 @@ func Up(ctx context.Context, opts Options, withDaemon bool) (*Harness, error) {
 			opts.Relaycap = bin
 		}
 		h.Bin = opts.Relaycap
-		h.HasID = HasIDCommand(h.Bin)
-		opts.IDHeader = h.HasID
-		opts.Logf("relaycap binary %s; `relaycap id` present: %v", h.Bin, h.HasID)
+		opts.IDHeader = true
+		opts.Logf("relaycap binary %s", h.Bin)
 	} else {
 		opts.Relaycap = ""
 	}

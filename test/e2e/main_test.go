@@ -22,7 +22,6 @@ const NoDaemonEnv = "RELAYCAP_E2E_NO_DAEMON"
 var (
 	sb      *e2e.Sandbox // shared by every scenario; see TestMain
 	harness *e2e.Harness
-	hasID   bool // the binary has `relaycap id` (scenario 7 runs)
 )
 
 // The accounts of all scenarios. Each scenario uses its own, so they do not
@@ -75,10 +74,7 @@ func run(m *testing.M) int {
 			defer t.Stop()
 		}
 	}
-	sb, hasID, harness = h.SB, h.HasID, h
-	if withDaemon {
-		logf("scenario 7 (identification header) %s", map[bool]string{true: "runs", false: "is skipped: no `relaycap id` yet"}[hasID])
-	}
+	sb, harness = h.SB, h
 	code := m.Run()
 	pf, rc := sb.Warnings()
 	logf("end of run: %d warning lines in Postfix's maillog, %d WARN/ERROR lines from relaycap", len(pf), len(rc))

@@ -54,15 +54,6 @@ func BuildRelaycap(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// HasIDCommand tells whether the binary has the `id` command group (keygen,
-// decode) that comes with the identification header. `id --help` must exit
-// 0 and mention keygen: cobra may print the root help, exit 0, for an
-// unknown command followed by --help.
-func HasIDCommand(bin string) bool {
-	out, err := exec.Command(bin, "id", "--help").CombinedOutput()
-	return err == nil && strings.Contains(string(out), "keygen")
-}
-
 // Relaycap is the daemon process under test.
 type Relaycap struct {
 	Bin        string

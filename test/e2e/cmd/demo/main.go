@@ -113,10 +113,6 @@ func demo(h *e2e.Harness, verbose bool, say func(string, ...any)) int {
 		}
 		say("   %s: %s", hd[0], v)
 	}
-	if !h.HasID {
-		say("\n(relaycap has no `id` command yet: no identification header to decode)")
-		return 0
-	}
 	file := filepath.Join(sb.Dir, "demo-message.eml")
 	if err := os.WriteFile(file, ms[0].Data, 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
