@@ -22,20 +22,33 @@ type Settings struct {
 }
 
 // Txn is one message's reservations. It belongs to one milter session and
-// must not be shared between goroutines. All its relays count for the day of
-// its first reservation, so a message started at 23:59:59 counts for that
-// day as a whole.
+// must not be shared between goroutines. Each relay counts for the local day
+// its recipient was accepted on, so a message whose RCPTs straddle midnight
+// counts on both days.
 type Txn struct {
-	account  string
-	day      Day
-	reserved int64
+	account string
+	days    []DayCount // in order of first use; rarely more than one
 }
 
 // Account is the login the transaction reserves for ("" before the first).
 func (t *Txn) Account() string { return t.account }
 
 // Reserved is the number of relays the transaction holds.
-func (t *Txn) Reserved() int64 { return t.reserved }
+func (t *Txn) Reserved() int64 {
+	var n int64
+	for _, dc := range t.days {
+		n += dc.N
+	}
+	return n
+}
+
+func (t *Txn) add(day Day) {
+	if last := len(t.days) - 1; last >= 0 && t.days[last].Day == day {
+		t.days[last].N++
+		return
+	}
+	t.days = append(t.days, DayCount{day, 1})
+}
 
 // Engine decides and counts relays. Reservations live in memory (one process
 // owns the store); commits go to the Store. Every operation on one account
@@ -132,13 +145,10 @@ func (e *Engine) Reserve(txn *Txn, login string, now time.Time) (Decision, error
 	if err != nil {
 		return Decision{}, err
 	}
-	if txn.reserved > 0 && txn.account != acct.Name {
+	if len(txn.days) > 0 && txn.account != acct.Name {
 		return Decision{}, fmt.Errorf("quota: transaction of %q cannot reserve for %q", txn.account, acct.Name)
 	}
-	day := txn.day
-	if txn.reserved == 0 {
-		day = DayOf(now, e.settings.Load().Location)
-	}
+	day := DayOf(now, e.settings.Load().Location)
 	st := e.lock(acct.Name)
 	defer e.unlock(acct.Name, st)
 	d, err := e.decide(acct, day, st, now)
@@ -147,51 +157,57 @@ func (e *Engine) Reserve(txn *Txn, login string, now time.Time) (Decision, error
 	}
 	st.reserved[day]++
 	d.Reserved++
-	txn.account, txn.day = acct.Name, day
-	txn.reserved++
+	txn.account = acct.Name
+	txn.add(day)
 	return d, nil
 }
 
-// Commit adds txn's reserved relays to the day's usage, durably, and empties
-// txn. On a store failure nothing is counted, the reservations are dropped,
-// and the error wraps ErrStore.
+// Commit adds txn's reserved relays to their days' usage, durably and in
+// one write, and empties txn. On a store failure nothing is counted, the
+// reservations are dropped, and the error wraps ErrStore. The decision
+// reports the last day the transaction reserved on.
 func (e *Engine) Commit(txn *Txn, now time.Time) (Decision, error) {
-	if txn.reserved == 0 {
+	if len(txn.days) == 0 {
 		return Decision{}, nil
 	}
 	acct, lookupErr := e.Lookup(txn.account)
 	st := e.lock(txn.account)
 	defer e.unlock(txn.account, st)
-	n, day := txn.reserved, txn.day
-	st.drop(day, n)
+	days := txn.days
+	for _, dc := range days {
+		st.drop(dc.Day, dc.N)
+	}
 	*txn = Txn{}
 	if lookupErr != nil {
 		return Decision{}, lookupErr
 	}
-	used, err := e.store.AddUsage(acct.Name, day, n)
+	totals, err := e.store.AddUsage(acct.Name, days)
 	if err != nil {
-		return Decision{}, fmt.Errorf("%w: commit %d relays of %q on %s: %w", ErrStore, n, acct.Name, day, err)
+		return Decision{}, fmt.Errorf("%w: commit %v relays of %q: %w", ErrStore, days, acct.Name, err)
 	}
-	s := e.settings.Load()
+	last := len(days) - 1
+	day := days[last].Day
 	return Decision{
 		Verdict:  Allowed,
 		Account:  acct,
 		Day:      day,
-		Used:     used,
+		Used:     totals[last],
 		Reserved: st.reserved[day],
 		Limit:    acct.DailyLimit,
-		ResetAt:  e.dayEnd(day, now, s.Location),
+		ResetAt:  NextMidnight(now, e.settings.Load().Location),
 	}, nil
 }
 
 // Release drops txn's reservations without counting them (abort, RSET, a
 // new MAIL, a lost connection) and empties txn.
 func (e *Engine) Release(txn *Txn) {
-	if txn.reserved == 0 {
+	if len(txn.days) == 0 {
 		return
 	}
 	st := e.lock(txn.account)
-	st.drop(txn.day, txn.reserved)
+	for _, dc := range txn.days {
+		st.drop(dc.Day, dc.N)
+	}
 	e.unlock(txn.account, st)
 	*txn = Txn{}
 }
@@ -204,7 +220,7 @@ func (e *Engine) decide(acct Account, day Day, st *acctState, now time.Time) (De
 		Day:      day,
 		Limit:    acct.DailyLimit,
 		Reserved: st.reserved[day],
-		ResetAt:  e.dayEnd(day, now, s.Location),
+		ResetAt:  NextMidnight(now, s.Location),
 	}
 	switch {
 	case acct.Status == StatusSuspended:
@@ -226,16 +242,6 @@ func (e *Engine) decide(acct Account, day Day, st *acctState, now time.Time) (De
 		d.Verdict = OverQuota
 	}
 	return d, nil
-}
-
-// dayEnd is the local midnight that ends day. A transaction that began
-// before midnight keeps its day, so this is not always NextMidnight(now).
-func (e *Engine) dayEnd(day Day, now time.Time, loc *time.Location) time.Time {
-	start, err := day.Time(loc)
-	if err != nil {
-		return NextMidnight(now, loc)
-	}
-	return NextMidnight(start, loc)
 }
 
 func (e *Engine) lock(name string) *acctState {

@@ -27,14 +27,18 @@ func (m *memStore) Usage(a string, d Day) (int64, error) {
 	return m.usage[a+"|"+string(d)], m.fail
 }
 
-func (m *memStore) AddUsage(a string, d Day, n int64) (int64, error) {
+func (m *memStore) AddUsage(a string, add []DayCount) ([]int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {
-		return 0, m.fail
+		return nil, m.fail
 	}
-	m.usage[a+"|"+string(d)] += n
-	return m.usage[a+"|"+string(d)], nil
+	var totals []int64
+	for _, dc := range add {
+		m.usage[a+"|"+string(dc.Day)] += dc.N
+		totals = append(totals, m.usage[a+"|"+string(dc.Day)])
+	}
+	return totals, nil
 }
 
 func (m *memStore) Account(n string) (Account, bool, error) {
@@ -301,16 +305,33 @@ func TestConcurrentReservationsNeverExceedLimit(t *testing.T) {
 	}
 }
 
-func TestTransactionKeepsItsDayOverMidnight(t *testing.T) {
-	e, st := newEngine(t, map[string]Account{"alice": {DailyLimit: 10}})
+// TestMessageOverMidnight: a relay at 23:59:59 counts for that day, one at
+// 00:00:00 for the next, also inside one message; the policy service
+// (Check) and the milter (Reserve) agree at every instant.
+func TestMessageOverMidnight(t *testing.T) {
+	e, st := newEngine(t, map[string]Account{"alice": {DailyLimit: 1}})
 	var txn Txn
-	e.Reserve(&txn, "alice", at("2026-11-27 23:59:59"))
-	e.Reserve(&txn, "alice", at("2026-11-28 00:00:01"))
+	if d, _ := e.Reserve(&txn, "alice", at("2026-11-27 23:59:59")); !d.Allowed() {
+		t.Fatalf("23:59:59: %v", d.Verdict)
+	}
+	if d, _ := e.Reserve(&txn, "alice", at("2026-11-27 23:59:59")); d.Verdict != OverQuota || d.Resets() != "2026-11-28 00:00 EST" {
+		t.Fatalf("second relay at 23:59:59: %v resetting %s", d.Verdict, d.Resets())
+	}
+	midnight := at("2026-11-28 00:00:00")
+	if d, _ := e.Check("alice", midnight); !d.Allowed() {
+		t.Fatalf("policy at 00:00:00: %v", d.Verdict)
+	}
+	if d, _ := e.Reserve(&txn, "alice", midnight); !d.Allowed() || d.Day != "2026-11-28" {
+		t.Fatalf("milter at 00:00:00: %v on %s, want allowed on the new day", d.Verdict, d.Day)
+	}
 	d, err := e.Commit(&txn, at("2026-11-28 00:00:02"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.usage["alice|2026-11-27"] != 2 || d.Day != "2026-11-27" {
-		t.Fatalf("message begun before midnight must count on its day: %v, %+v", st.usage, d)
+	if st.usage["alice|2026-11-27"] != 1 || st.usage["alice|2026-11-28"] != 1 || d.Day != "2026-11-28" || d.Used != 1 {
+		t.Fatalf("each relay must count on its own day: %v, %+v", st.usage, d)
+	}
+	if d.Resets() != "2026-11-29 00:00 EST" {
+		t.Fatalf("reset after commit: %s", d.Resets())
 	}
 }

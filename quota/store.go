@@ -6,15 +6,22 @@ import "errors"
 // failure: nothing was counted, and the client retries.
 var ErrStore = errors.New("quota store failure")
 
+// DayCount is a number of relays on one day.
+type DayCount struct {
+	Day Day
+	N   int64
+}
+
 // Store keeps what must survive a restart: the daily usage of each account
 // and the store-managed accounts. The Engine serialises calls per account,
 // so an implementation need not guard one account's counter against itself.
 type Store interface {
 	// Usage returns the relays committed for account on day.
 	Usage(account string, day Day) (int64, error)
-	// AddUsage adds n relays to account's usage on day and returns the new
-	// total. It returns only once the increment is durable.
-	AddUsage(account string, day Day, n int64) (int64, error)
+	// AddUsage adds each count to account's usage on its day, all or
+	// nothing, and returns the new totals in the same order. It returns
+	// only once the increments are durable.
+	AddUsage(account string, add []DayCount) ([]int64, error)
 	// Account returns the store-managed account name, if there is one.
 	Account(name string) (Account, bool, error)
 	// PutAccount creates or replaces a store-managed account.

@@ -110,32 +110,38 @@ func (s *Store) Usage(account string, day quota.Day) (int64, error) {
 	return n, err
 }
 
-// AddUsage adds n to account's usage on day in one Badger transaction.
-func (s *Store) AddUsage(account string, day quota.Day, n int64) (int64, error) {
-	key := usageKey(account, day)
-	var total int64
+// AddUsage adds each count to account's usage on its day in one Badger
+// transaction: all of them count, or none.
+func (s *Store) AddUsage(account string, add []quota.DayCount) ([]int64, error) {
+	totals := make([]int64, len(add))
 	// The engine serialises one account's commits, so a conflict can only
 	// come from outside that contract; retry a few times all the same.
 	var err error
 	for range 3 {
 		err = s.db.Update(func(txn *badger.Txn) error {
-			cur, err := readCount(txn, key)
-			if err != nil {
-				return err
+			for i, dc := range add {
+				key := usageKey(account, dc.Day)
+				cur, err := readCount(txn, key)
+				if err != nil {
+					return err
+				}
+				totals[i] = cur + dc.N
+				var buf [8]byte
+				binary.BigEndian.PutUint64(buf[:], uint64(totals[i]))
+				if err := txn.SetEntry(badger.NewEntry(key, buf[:]).WithTTL(s.ttl)); err != nil {
+					return err
+				}
 			}
-			total = cur + n
-			var buf [8]byte
-			binary.BigEndian.PutUint64(buf[:], uint64(total))
-			return txn.SetEntry(badger.NewEntry(key, buf[:]).WithTTL(s.ttl))
+			return nil
 		})
 		if !errors.Is(err, badger.ErrConflict) {
 			break
 		}
 	}
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return total, nil
+	return totals, nil
 }
 
 func readCount(txn *badger.Txn, key []byte) (int64, error) {

@@ -28,13 +28,13 @@ func open(t testing.TB, dir string) *Store {
 func TestUsageSurvivesReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
-	if n, err := s.AddUsage("alice", "2026-11-27", 3); err != nil || n != 3 {
-		t.Fatalf("add: %d, %v", n, err)
+	if n, err := s.AddUsage("alice", []quota.DayCount{{Day: "2026-11-27", N: 3}}); err != nil || n[0] != 3 {
+		t.Fatalf("add: %v, %v", n, err)
 	}
-	if n, _ := s.AddUsage("alice", "2026-11-27", 2); n != 5 {
-		t.Fatalf("second add: total %d, want 5", n)
+	n, err := s.AddUsage("alice", []quota.DayCount{{Day: "2026-11-27", N: 2}, {Day: "2026-11-28", N: 1}})
+	if err != nil || len(n) != 2 || n[0] != 5 || n[1] != 1 {
+		t.Fatalf("add over two days: totals %v, %v; want [5 1]", n, err)
 	}
-	s.AddUsage("alice", "2026-11-28", 1)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +162,11 @@ func commitForever(dir string) {
 		os.Exit(1)
 	}
 	for {
-		n, err := s.AddUsage("alice", "2026-11-27", 1)
+		n, err := s.AddUsage("alice", []quota.DayCount{{Day: "2026-11-27", N: 1}})
 		if err != nil {
 			fmt.Println("add:", err)
 			os.Exit(1)
 		}
-		fmt.Println(n)
+		fmt.Println(n[0])
 	}
 }
