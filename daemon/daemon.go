@@ -14,6 +14,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/idheader"
@@ -47,8 +48,9 @@ type Daemon struct {
 
 	milterLn, policyLn net.Listener
 
-	mu  sync.Mutex
-	cfg *config.Config
+	mu   sync.Mutex
+	cfg  *config.Config
+	keys *idheader.Keyring // nil: none loaded, authenticated mail is deferred
 
 	wg   sync.WaitGroup
 	errc chan error
@@ -85,10 +87,11 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	if d.engine, err = quota.NewEngine(store, engineSettings(cfg)); err != nil {
 		return nil, err
 	}
-	keys, err := loadKeys(cfg, o.Logger)
+	keys, err := loadKeys(cfg, nil, o.Logger)
 	if err != nil {
 		return nil, err
 	}
+	d.keys = keys
 	d.milter = milter.NewServer(d.engine, milterSettings(cfg, keys), milter.Options{
 		Logger: o.Logger, Now: o.Now,
 		ReadTimeout: cfg.Milter.ReadTimeout, WriteTimeout: cfg.Milter.WriteTimeout,
@@ -145,40 +148,61 @@ func (d *Daemon) Config() *config.Config {
 
 // Reload swaps in a new, validated config: accounts, limits, default limit,
 // over_quota, the unauthenticated policy, headers, keys and log level. It
-// applies all of it or, if the keys cannot be loaded, nothing. Listen
-// addresses, state_dir and store options need a restart; a change to them is
-// logged.
+// applies all of it or, if the keys cannot be loaded, nothing: a keys file
+// that vanished keeps the running keys rather than deferring all mail.
+// Settings that need a restart keep their running values; a change to one
+// is logged.
 func (d *Daemon) Reload(cfg *config.Config) error {
-	keys, err := loadKeys(cfg, d.log)
+	d.mu.Lock()
+	old, oldKeys := d.cfg, d.keys
+	d.mu.Unlock()
+	keys, err := loadKeys(cfg, oldKeys, d.log)
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	old := d.cfg
-	d.mu.Unlock()
-	if err := d.engine.SetSettings(engineSettings(cfg)); err != nil {
+	next := *cfg
+	keepRestartOnly(&next, old, d.log)
+	if err := d.engine.SetSettings(engineSettings(&next)); err != nil {
 		return err
 	}
-	d.milter.SetSettings(milterSettings(cfg, keys))
-	d.policy.SetSettings(policySettings(cfg))
+	d.milter.SetSettings(milterSettings(&next, keys))
+	d.policy.SetSettings(policySettings(&next))
 	if d.level != nil {
-		d.level.Set(parseLevel(cfg.Log.Level))
-	}
-	for _, c := range []struct{ what, was, is string }{
-		{"milter.listen", old.Milter.Listen, cfg.Milter.Listen},
-		{"policy.listen", old.Policy.Listen, cfg.Policy.Listen},
-		{"state_dir", old.StateDir, cfg.StateDir},
-		{"log.format", old.Log.Format, cfg.Log.Format},
-	} {
-		if c.was != c.is {
-			d.log.Warn("setting changed on reload but needs a restart", "setting", c.what, "running", c.was, "file", c.is)
-		}
+		d.level.Set(parseLevel(next.Log.Level))
 	}
 	d.mu.Lock()
-	d.cfg = cfg
+	d.cfg, d.keys = &next, keys
 	d.mu.Unlock()
-	d.log.Info("config reloaded", "config", cfg.Path, "accounts", len(cfg.Quota.Accounts))
+	d.log.Info("config reloaded", "config", next.Path, "accounts", len(next.Quota.Accounts))
 	return nil
+}
+
+// keepRestartOnly puts the running values of the settings a reload cannot
+// change into next, and warns about each one the file changed. The zone is
+// among them: switching it mid-day would start a fresh day, and a fresh
+// quota, at once.
+func keepRestartOnly(next, running *config.Config, log *slog.Logger) {
+	keep := func(name string, file, run any, restore func()) {
+		if fmt.Sprint(file) != fmt.Sprint(run) {
+			log.Warn("setting changed in the file but needs a restart; keeping the running value",
+				"setting", name, "running", fmt.Sprint(run), "file", fmt.Sprint(file))
+			restore()
+		}
+	}
+	keep("state_dir", next.StateDir, running.StateDir, func() { next.StateDir = running.StateDir })
+	keep("milter.listen", next.Milter.Listen, running.Milter.Listen, func() { next.Milter.Listen = running.Milter.Listen })
+	keep("milter.read_timeout", next.Milter.ReadTimeout, running.Milter.ReadTimeout, func() { next.Milter.ReadTimeout = running.Milter.ReadTimeout })
+	keep("milter.write_timeout", next.Milter.WriteTimeout, running.Milter.WriteTimeout, func() { next.Milter.WriteTimeout = running.Milter.WriteTimeout })
+	keep("policy.listen", next.Policy.Listen, running.Policy.Listen, func() { next.Policy.Listen = running.Policy.Listen })
+	keep("policy.read_timeout", next.Policy.ReadTimeout, running.Policy.ReadTimeout, func() { next.Policy.ReadTimeout = running.Policy.ReadTimeout })
+	keep("admin.listen", next.Admin.Listen, running.Admin.Listen, func() { next.Admin.Listen = running.Admin.Listen })
+	keep("socket", next.Socket, running.Socket, func() { next.Socket = running.Socket })
+	keep("store", next.Store, running.Store, func() { next.Store = running.Store })
+	keep("quota.history_days", next.Quota.HistoryDays, running.Quota.HistoryDays, func() { next.Quota.HistoryDays = running.Quota.HistoryDays })
+	keep("quota.timezone", next.Quota.Timezone, running.Quota.Timezone, func() {
+		next.Quota.Timezone, next.Location = running.Quota.Timezone, running.Location
+	})
+	keep("log.format", next.Log.Format, running.Log.Format, func() { next.Log.Format = running.Log.Format })
 }
 
 // Shutdown stops taking connections, gives open transactions until ctx ends
@@ -191,6 +215,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	wg.Wait()
 	return d.closeAll()
 }
+
+// sessionGrace bounds the wait for sessions whose connections were just
+// closed to leave their callbacks (and the store) alone.
+const sessionGrace = 2 * time.Second
 
 func (d *Daemon) closeAll() error {
 	if d.milter != nil {
@@ -205,6 +233,18 @@ func (d *Daemon) closeAll() error {
 		}
 	}
 	d.wg.Wait()
+	// A session still inside a callback may be about to commit; the store
+	// must stay open until it is out.
+	ctx, cancel := context.WithTimeout(context.Background(), sessionGrace)
+	defer cancel()
+	if d.milter != nil {
+		if err := d.milter.Wait(ctx); err != nil {
+			d.log.Error("milter sessions still running at shutdown", "err", err)
+		}
+	}
+	if d.policy != nil {
+		d.policy.Wait(ctx)
+	}
 	if d.store != nil {
 		return d.store.Close()
 	}
@@ -239,23 +279,48 @@ func milterSettings(cfg *config.Config, keys *idheader.Keyring) milter.Settings 
 		set.Extra = append(set.Extra, milter.Header{Name: name, Value: cfg.IDHeader.Extra[name]})
 	}
 	if keys != nil {
-		set.Seal = func(s milter.Stamp) (string, error) {
-			return keys.Seal(idheader.Fields{
-				Account: s.Account, Time: s.Time, QueueID: s.QueueID,
-				ClientAddr: s.ClientAddr, Recipients: s.Recipients,
-			}, s.MessageID)
-		}
+		set.Seal = func(s milter.Stamp) (string, error) { return seal(keys, s) }
 	}
 	return set
 }
 
-// loadKeys loads the identification keys. A missing file is not fatal:
-// relaycap runs and defers every authenticated message until a key exists
-// (never a counted message without its header). A file others may read, or
-// a broken one, is fatal: the operator must fix it.
-func loadKeys(cfg *config.Config, log *slog.Logger) (*idheader.Keyring, error) {
+// seal makes the token of one message. A login too long for the token's
+// fixed size (legal addresses reach 320 bytes) is cut, marked with "…":
+// the token still names the queue id, and the decision line for that
+// queue id names the whole login. Deferring such mail forever would be
+// worse.
+func seal(keys *idheader.Keyring, s milter.Stamp) (string, error) {
+	f := idheader.Fields{
+		Account: s.Account, Time: s.Time, QueueID: s.QueueID,
+		ClientAddr: s.ClientAddr, Recipients: s.Recipients,
+	}
+	token, err := keys.Seal(f, s.MessageID)
+	for n := 64; errors.Is(err, idheader.ErrTooLong) && n >= 8; n /= 2 {
+		f.Account = truncateUTF8(s.Account, n) + "…"
+		token, err = keys.Seal(f, s.MessageID)
+	}
+	return token, err
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// loadKeys loads the identification keys. A missing file is not fatal
+// while no keys are running: relaycap runs and defers every authenticated
+// message until a key exists (never a counted message without its header).
+// Once keys run, a missing file is an error, so a reload keeps them. A file
+// others may read, or a broken one, is always an error.
+func loadKeys(cfg *config.Config, running *idheader.Keyring, log *slog.Logger) (*idheader.Keyring, error) {
 	keys, err := idheader.LoadKeyring(cfg.IDHeader.KeysFile)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) && running == nil {
 		log.Error("no identification keys: authenticated mail is deferred (451 4.3.0) until a key exists",
 			"keys_file", cfg.IDHeader.KeysFile,
 			"fix", "relaycap id keygen --keys-file "+cfg.IDHeader.KeysFile+", then reload (SIGHUP)")

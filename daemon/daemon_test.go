@@ -1,11 +1,10 @@
 package daemon
 
 import (
+	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -166,8 +165,6 @@ func TestRestartKeepsUsage(t *testing.T) {
 func TestSecondDaemonOnSameStateFails(t *testing.T) {
 	td := startDaemon(t, "")
 	other := t.TempDir()
-	body := fmt.Sprintf("state_dir: %s/state\nmilter: {listen: \"unix:%s/m.sock\"}\npolicy: {listen: \"unix:%s/p.sock\"}\n", td.dir, other, other)
-	os.WriteFile(filepath.Join(other, "c.yaml"), []byte(body), 0o644)
 	cfg := td.Config()
 	cfg2 := *cfg
 	cfg2.Milter.Listen, cfg2.Policy.Listen = "unix:"+other+"/m.sock", "unix:"+other+"/p.sock"
@@ -257,4 +254,43 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestReloadKeepsTheZone: switching the zone mid-day would start a fresh
+// day and a fresh quota at once, so a reload keeps the running zone.
+func TestReloadKeepsTheZone(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice: 1}}\n")
+	td.clock.set(time.Date(2026, 11, 28, 1, 0, 0, 0, time.UTC)) // 20:00 EST on the 27th
+	s := td.milterSession(t)
+	s.mail("alice")
+	s.rcpts(1)
+	s.data(plainHeaders)
+	td.reload(t, "quota: {timezone: UTC, accounts: {alice: 1}}\n")
+	if d, _ := td.Engine().Check("alice", td.clock.now()); d.Allowed() || d.Day != "2026-11-27" {
+		t.Fatalf("after a reload naming another zone: %v on %s, want the running zone's day, used up", d.Verdict, d.Day)
+	}
+	if !strings.Contains(td.logs.String(), "setting=quota.timezone") {
+		t.Fatal("the ignored zone change was not logged")
+	}
+}
+
+// TestShutdownReleasesOpenTransactions: SIGTERM with a message in flight
+// past the drain time: the daemon stops, the reservations are released,
+// nothing is counted, and the decision line says so.
+func TestShutdownReleasesOpenTransactions(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice: 5}}\n")
+	s := td.milterSession(t)
+	s.mail("alice")
+	s.rcpts(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := td.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	td.Daemon = nil
+	wantDecision(t, td.logs.String(), "alice", map[string]string{"result": "connection_lost", "accepted": "0", "refused": "2"})
+	td.start(t)
+	if d, _ := td.Engine().Check("alice", td.clock.now()); d.Used != 0 || d.Reserved != 0 {
+		t.Fatalf("after the restart: %+v, want nothing counted", d)
+	}
 }

@@ -203,3 +203,52 @@ func TestReloadRotatesKeys(t *testing.T) {
 		t.Fatalf("key ids: before %s, after %s; the new key is %s", fb.KeyID, fa.KeyID, newID)
 	}
 }
+
+// TestReloadWithoutKeysFileKeepsRunningKeys: a keys file that is missing
+// at a SIGHUP (a deploy, a typo) must not turn every message into a 451.
+func TestReloadWithoutKeysFileKeepsRunningKeys(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice: 10}}\n")
+	if err := os.Rename(filepath.Join(td.dir, "id.keys"), filepath.Join(td.dir, "id.keys.moved")); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, td.dir, "quota: {accounts: {alice: 20}}\n")
+	cfg, err := config.Load(td.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := td.Reload(cfg); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("reload without the keys file: %v, want an error", err)
+	}
+	s := td.milterSession(t)
+	s.mail("alice")
+	s.rcpts(1)
+	if _, act := s.data(plainHeaders); act.Type != gomilter.ActionAccept {
+		t.Fatalf("after the failed reload: %v, want the running keys to seal", act)
+	}
+	if d, _ := td.Engine().Check("alice", td.clock.now()); d.Limit != 10 {
+		t.Fatalf("the failed reload applied the new limit %d", d.Limit)
+	}
+}
+
+// TestLongLoginStillGetsAToken: a legal 200-byte login does not fit the
+// token whole; it is cut and marked rather than deferred forever.
+func TestLongLoginStillGetsAToken(t *testing.T) {
+	td := startDaemon(t, "quota: {default_daily_limit: 5}\n")
+	login := strings.Repeat("ü", 90) + "@" + strings.Repeat("x", 8) + ".example.com"
+	s := td.milterSession(t)
+	s.mail(login)
+	s.rcpts(1)
+	mods, act := s.data(plainHeaders)
+	if act.Type != gomilter.ActionAccept {
+		t.Fatalf("long login: %v", act)
+	}
+	keys, _ := idheader.LoadKeyring(filepath.Join(td.dir, "id.keys"))
+	f, err := keys.Open(applyMods(t, plainHeaders, mods)[1][1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Repeat("ü", 32) + "…"
+	if f.Account != want || f.QueueID != "4QUEUEID" {
+		t.Fatalf("token names %q (queue id %s), want %q", f.Account, f.QueueID, want)
+	}
+}
