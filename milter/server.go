@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,10 @@ type Server struct {
 	now      func() time.Time
 	settings atomic.Pointer[Settings]
 	srv      *gomilter.Server
+	// sessions counts the callbacks' owners: go-milter's Close ends the
+	// connections but does not wait for their goroutines, and the store
+	// must outlive every session that may still commit.
+	sessions sync.WaitGroup
 }
 
 // Options configure a Server.
@@ -48,7 +53,10 @@ func NewServer(engine *quota.Engine, set Settings, o Options) *Server {
 	gomilter.LogWarning = func(format string, v ...any) { s.log.Warn(fmt.Sprintf(format, v...)) }
 	s.SetSettings(set)
 	s.srv = gomilter.NewServer(
-		gomilter.WithMilter(func() gomilter.Milter { return guard{s: &session{srv: s}, log: s.log} }),
+		gomilter.WithMilter(func() gomilter.Milter {
+			s.sessions.Add(1) // go-milter calls Cleanup for every milter it makes
+			return guard{s: &session{srv: s}, log: s.log}
+		}),
 		gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptChangeHeader),
 		// We need no HELO and no body; the header is needed for forged
 		// copies of our headers and the Message-ID. No replies to header
@@ -77,6 +85,19 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx
 // Close closes the listeners and every connection at once; Cleanup then
 // releases the reservations of unfinished messages.
 func (s *Server) Close() error { return s.srv.Close() }
+
+// Wait returns when every session has ended (after Shutdown or Close), or
+// when ctx ends.
+func (s *Server) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.sessions.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // guard keeps a panic in a callback from taking the daemon down: the
 // connection ends with a temporary failure and Cleanup releases what the
@@ -160,6 +181,7 @@ func (g guard) Cleanup(m gomilter.Modifier) {
 		resp *gomilter.Response
 		err  error
 	)
+	defer g.s.srv.sessions.Done()
 	defer g.recover("cleanup", &resp, &err)
 	g.s.Cleanup(m)
 }

@@ -158,16 +158,25 @@ func (s *session) addHeaders(m gomilter.Modifier, token string) error {
 }
 
 func (s *session) Abort(m gomilter.Modifier) error {
-	if s.txn.Reserved() > 0 || s.refused > 0 {
-		s.srv.log.Info("decision", "account", quota.NormalizeName(s.login), "queue_id", m.Get(gomilter.MacroQueueId),
-			"accepted", 0, "refused", s.refused+int(s.txn.Reserved()), "result", "aborted")
-	}
+	s.logAborted(m, "aborted")
 	s.reset()
 	return nil
 }
 
+// Cleanup runs when the connection ends, also when it is lost mid-message.
 func (s *session) Cleanup(m gomilter.Modifier) {
+	s.logAborted(m, "connection_lost")
 	s.reset()
+}
+
+// logAborted writes the decision line of a message that ended without end
+// of message, if it got as far as a recipient: nothing counted.
+func (s *session) logAborted(m gomilter.Modifier, result string) {
+	if s.txn.Reserved() == 0 && s.refused == 0 {
+		return
+	}
+	s.srv.log.Info("decision", "account", quota.NormalizeName(s.login), "queue_id", m.Get(gomilter.MacroQueueId),
+		"accepted", 0, "refused", s.refused+int(s.txn.Reserved()), "result", result)
 }
 
 func (s *session) NewConnection(m gomilter.Modifier) error { return nil }

@@ -138,6 +138,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Wait returns when every connection has ended (after Shutdown or Close),
+// or when ctx ends.
+func (s *Server) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Close closes listeners and connections at once.
 func (s *Server) Close() error {
 	s.mu.Lock()
