@@ -84,6 +84,8 @@ func (c *Config) Validate() error {
 
 	if !validHeaderName(c.IDHeader.Name) {
 		add("id_header.name: %q is not a header field name", c.IDHeader.Name)
+	} else if messageHeader(c.IDHeader.Name) {
+		add("id_header.name: %q is a message header; every client copy of it would be deleted", c.IDHeader.Name)
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.IDHeader.Extra)) {
 		switch {
@@ -91,6 +93,8 @@ func (c *Config) Validate() error {
 			add("id_header.extra: %q is not a header field name", name)
 		case strings.EqualFold(name, c.IDHeader.Name):
 			add("id_header.extra: %q is the identification header itself", name)
+		case messageHeader(name):
+			add("id_header.extra: %q is a message header; every client copy of it would be deleted", name)
 		}
 		if strings.ContainsAny(c.IDHeader.Extra[name], "\r\n") {
 			add("id_header.extra[%s]: the value must be a single line", name)
@@ -108,6 +112,20 @@ func (c *Config) Validate() error {
 	}
 	c.Location = loc
 	return nil
+}
+
+// messageHeader reports whether name belongs to the message itself (RFC
+// 5322 section 3.6, MIME, trace and signature fields). relaycap deletes
+// every client copy of the headers it adds, so it must never add these.
+func messageHeader(name string) bool {
+	switch n := strings.ToLower(name); {
+	case strings.HasPrefix(n, "content-"), strings.HasPrefix(n, "resent-"), strings.HasPrefix(n, "arc-"), strings.HasPrefix(n, "list-"):
+		return true
+	default:
+		return slices.Contains([]string{"date", "from", "sender", "reply-to", "to", "cc", "bcc", "message-id",
+			"in-reply-to", "references", "subject", "comments", "keywords", "received", "return-path",
+			"mime-version", "dkim-signature", "authentication-results", "received-spf", "auto-submitted"}, n)
+	}
 }
 
 // validHeaderName reports whether s is a header field name: RFC 5322
