@@ -9,8 +9,12 @@ import (
 	"time"
 )
 
-// reloadLine matches what the daemon logs once a SIGHUP reload is applied.
-var reloadLine = regexp.MustCompile(`(?i)msg="?[^"\n]*reload`)
+// reloadLine and reloadFailed match what the daemon logs after a SIGHUP:
+// the new config applied, or kept out.
+var (
+	reloadLine   = regexp.MustCompile(`msg="config reloaded"`)
+	reloadFailed = regexp.MustCompile(`msg="reload failed`)
+)
 
 // TestReloadRaisesLimit (scenario 6): an account at its limit gets a higher
 // limit in the config file; after SIGHUP (no restart, same PID) it sends
@@ -40,6 +44,9 @@ func TestReloadRaisesLimit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(sc.ctx, 10*time.Second)
 	defer cancel()
 	for !reloadLine.MatchString(sb.Relaycap.LogSince(off)) {
+		if reloadFailed.MatchString(sb.Relaycap.LogSince(off)) {
+			t.Fatalf("relaycap refused the reload; log since:\n%s", sb.Relaycap.LogSince(off))
+		}
 		select {
 		case <-ctx.Done():
 			t.Fatalf("no reload log line within 10s of SIGHUP; log since:\n%s", sb.Relaycap.LogSince(off))
