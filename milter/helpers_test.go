@@ -1,0 +1,85 @@
+package milter
+
+import (
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/relaycap/relaycap/quota"
+	"github.com/relaycap/relaycap/quota/badgerstore"
+)
+
+var testNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *lockedLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// serve starts a milter server over an engine on store (a Badger store in
+// a temp dir if nil) and returns its socket, engine and log.
+func serve(t *testing.T, store quota.Store, set Settings) (sock string, engine *quota.Engine, logs *lockedLog) {
+	t.Helper()
+	if store == nil {
+		bs, err := badgerstore.Open(t.TempDir(), badgerstore.Options{HistoryDays: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { bs.Close() })
+		store = bs
+	}
+	engine, _ = quota.NewEngine(store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 2})
+	logs = &lockedLog{}
+	srv := NewServer(engine, set, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: func() time.Time { return testNow }})
+	sock = filepath.Join(t.TempDir(), "m.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return sock, engine, logs
+}
+
+// transaction sends one message from alice with one recipient, as Postfix
+// does, and returns the RCPT and the final actions.
+func transaction(t *testing.T, sock string) (rcpt, final *gomilter.Action, err error) {
+	t.Helper()
+	macros := gomilter.NewMacroBag()
+	s, err := gomilter.NewClient("unix", sock, gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptChangeHeader|gomilter.OptSetMacros)).Session(macros)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer s.Close()
+	s.Conn("c", gomilter.FamilyInet, 1, "192.0.2.1")
+	s.Helo("c")
+	macros.Set(gomilter.MacroAuthAuthen, "alice")
+	s.Mail("<a@example.org>", "")
+	if rcpt, err = s.Rcpt("<b@example.net>", ""); err != nil || rcpt.StopProcessing() {
+		return rcpt, nil, err
+	}
+	s.DataStart()
+	s.HeaderEnd()
+	_, final, err = s.BodyReadFrom(strings.NewReader("x\r\n"))
+	return rcpt, final, err
+}
+
+// waitIdle waits until the engine holds no reservation for alice.
+func waitIdle(engine *quota.Engine) quota.Decision {
+	var d quota.Decision
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if d, _ = engine.Check("alice", testNow); d.Reserved == 0 {
+			break
+		}
+	}
+	return d
+}
