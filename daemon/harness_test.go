@@ -19,13 +19,14 @@ import (
 
 	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/idheader"
+	"github.com/relaycap/relaycap/internal/syncutil"
 )
 
 // testDaemon is the serve wiring on unix sockets in a temp dir.
 type testDaemon struct {
 	*Daemon
 	dir, cfgPath string
-	logs         *syncBuffer
+	logs         *syncutil.Buffer
 	clock        *clock
 }
 
@@ -36,18 +37,6 @@ type clock struct {
 
 func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // writeConfig writes the YAML body over the common test settings and
 // returns its path. A top-level section in body replaces the common one,
@@ -90,7 +79,7 @@ func startDaemon(t testing.TB, body string) *testDaemon {
 	if _, err := idheader.Keygen(filepath.Join(dir, "id.keys"), rand.Reader); err != nil {
 		t.Fatal(err)
 	}
-	td := &testDaemon{dir: dir, cfgPath: writeConfig(t, dir, body), logs: &syncBuffer{}, clock: &clock{}}
+	td := &testDaemon{dir: dir, cfgPath: writeConfig(t, dir, body), logs: &syncutil.Buffer{}, clock: &clock{}}
 	td.clock.set(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	td.start(t)
 	return td

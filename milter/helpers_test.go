@@ -5,33 +5,21 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/relaycap/relaycap/internal/syncutil"
 	"github.com/relaycap/relaycap/quota"
 	"github.com/relaycap/relaycap/quota/badgerstore"
 )
 
 var testNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 // serve starts a milter server over an engine on store (a Badger store in
 // a temp dir if nil) and returns its socket, engine and log.
-func serve(t *testing.T, store quota.Store, set Settings) (sock string, engine *quota.Engine, logs *lockedLog) {
+func serve(t *testing.T, store quota.Store, set Settings) (sock string, engine *quota.Engine, logs *syncutil.Buffer) {
 	t.Helper()
 	if store == nil {
 		bs, err := badgerstore.Open(t.TempDir(), badgerstore.Options{HistoryDays: 1})
@@ -42,7 +30,7 @@ func serve(t *testing.T, store quota.Store, set Settings) (sock string, engine *
 		store = bs
 	}
 	engine, _ = quota.NewEngine(store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 2})
-	logs = &lockedLog{}
+	logs = &syncutil.Buffer{}
 	srv := NewServer(engine, set, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: func() time.Time { return testNow }})
 	sock = filepath.Join(t.TempDir(), "m.sock")
 	ln, err := net.Listen("unix", sock)

@@ -12,6 +12,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/relaycap/relaycap/internal/syncutil"
 	"github.com/relaycap/relaycap/quota"
 )
 
@@ -88,16 +89,7 @@ func (s *Server) Close() error { return s.srv.Close() }
 
 // Wait returns when every session has ended (after Shutdown or Close), or
 // when ctx ends.
-func (s *Server) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.sessions.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Server) Wait(ctx context.Context) error { return syncutil.Wait(ctx, &s.sessions) }
 
 // guard keeps a panic in a callback from taking the daemon down: the
 // connection ends with a temporary failure and Cleanup releases what the

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/relaycap/relaycap/internal/syncutil"
 	"github.com/relaycap/relaycap/quota"
 	"github.com/relaycap/relaycap/reply"
 )
@@ -127,29 +128,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.SetReadDeadline(time.Now())
 	}
 	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
+	if err := s.Wait(ctx); err != nil {
 		s.Close()
-		return ctx.Err()
+		return err
 	}
+	return nil
 }
 
 // Wait returns when every connection has ended (after Shutdown or Close),
 // or when ctx ends.
-func (s *Server) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Server) Wait(ctx context.Context) error { return syncutil.Wait(ctx, &s.wg) }
 
 // Close closes listeners and connections at once.
 func (s *Server) Close() error {

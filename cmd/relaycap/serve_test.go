@@ -8,25 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/relaycap/relaycap/idheader"
+	"github.com/relaycap/relaycap/internal/syncutil"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestServeSignals runs `relaycap serve` in process and drives it with
 // signals: a bad config on SIGHUP keeps the running one, a good one swaps
@@ -45,7 +33,7 @@ func TestServeSignals(t *testing.T) {
 		}
 	}
 	write("quota: {accounts: {alice: 0}}\n")
-	logs := &lockedBuffer{}
+	logs := &syncutil.Buffer{}
 	root := newRootCommand()
 	root.SetErr(logs)
 	root.SetArgs([]string{"serve", "--config", cfg})
