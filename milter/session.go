@@ -88,7 +88,6 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 		return gomilter.RespAccept, nil
 	}
 	queueID := m.Get(gomilter.MacroQueueId)
-	log := s.srv.log.With("account", quota.NormalizeName(s.login), "queue_id", queueID)
 	if err := s.removeForgeries(m); err != nil {
 		return nil, err
 	}
@@ -96,21 +95,22 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 		return gomilter.RespAccept, nil
 	}
 	now := s.srv.now()
+	accepted := s.txn.Reserved()
 	token, err := s.seal(queueID, now)
 	if err != nil {
-		log.Error("decision", "accepted", 0, "refused", s.refused+int(s.txn.Reserved()), "result", "tempfail", "err", err)
+		s.logNothingCounted(queueID, accepted, "tempfail", err)
 		return respond(reply.TemporaryFailure())
 	}
 	if err := s.addHeaders(m, token); err != nil {
 		return nil, err // the connection is broken; Cleanup releases
 	}
-	accepted := s.txn.Reserved()
 	d, err := s.srv.engine.Commit(&s.txn, now)
 	if err != nil {
-		log.Error("decision", "accepted", 0, "refused", s.refused+int(accepted), "result", "tempfail", "err", err)
+		s.logNothingCounted(queueID, accepted, "tempfail", err)
 		return respond(reply.TemporaryFailure())
 	}
-	log.Info("decision", "accepted", accepted, "refused", s.refused, "used", d.Used, "limit", d.Limit, "result", "accept")
+	s.srv.log.Info("decision", "account", d.Account.Name, "queue_id", queueID,
+		"accepted", accepted, "refused", s.refused, "used", d.Used, "limit", d.Limit, "result", "accept")
 	return gomilter.RespAccept, nil
 }
 
@@ -170,13 +170,23 @@ func (s *session) Cleanup(m gomilter.Modifier) {
 }
 
 // logAborted writes the decision line of a message that ended without end
-// of message, if it got as far as a recipient: nothing counted.
+// of message, if it got as far as a recipient.
 func (s *session) logAborted(m gomilter.Modifier, result string) {
-	if s.txn.Reserved() == 0 && s.refused == 0 {
+	if s.txn.Reserved() > 0 || s.refused > 0 {
+		s.logNothingCounted(m.Get(gomilter.MacroQueueId), s.txn.Reserved(), result, nil)
+	}
+}
+
+// logNothingCounted writes the decision line of a message that ended with
+// nothing counted: the held relays join the refused recipients.
+func (s *session) logNothingCounted(queueID string, held int64, result string, err error) {
+	args := []any{"account", quota.NormalizeName(s.login), "queue_id", queueID,
+		"accepted", 0, "refused", s.refused + int(held), "result", result}
+	if err != nil {
+		s.srv.log.Error("decision", append(args, "err", err)...)
 		return
 	}
-	s.srv.log.Info("decision", "account", quota.NormalizeName(s.login), "queue_id", m.Get(gomilter.MacroQueueId),
-		"accepted", 0, "refused", s.refused+int(s.txn.Reserved()), "result", result)
+	s.srv.log.Info("decision", args...)
 }
 
 func (s *session) NewConnection(m gomilter.Modifier) error { return nil }
