@@ -93,8 +93,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if closing {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if isTimeout(err) {
 				time.Sleep(10 * time.Millisecond)
 				continue
 			}
@@ -196,15 +195,20 @@ func (s *Server) decide(req Request) string {
 	d, err := s.engine.Check(login, s.now())
 	if err != nil {
 		s.log.Error("policy check failed", "account", login, "err", err)
-		r := reply.TemporaryFailure()
-		return "DEFER_IF_PERMIT " + r.Status + " " + r.Text
+		return action(reply.TemporaryFailure())
 	}
 	if d.Allowed() {
 		return "DUNNO"
 	}
-	r := reply.ForDecision(d, s.settings.Load().OverQuotaReject)
 	s.log.Info("policy refused", "account", d.Account.Name, "verdict", d.Verdict.String(),
 		"queue_id", req["queue_id"], "recipient", req["recipient"], "used", d.Used, "reserved", d.Reserved, "limit", d.Limit)
+	return action(reply.ForDecision(d, s.settings.Load().OverQuotaReject))
+}
+
+// action renders a refusal as an access(5) action. The SMTP code is left
+// to Postfix (access_map_defer_code, access_map_reject_code); the enhanced
+// status and the text are ours.
+func action(r reply.Reply) string {
 	if r.Temporary() {
 		return "DEFER_IF_PERMIT " + r.Status + " " + r.Text
 	}
