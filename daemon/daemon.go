@@ -117,24 +117,19 @@ func (d *Daemon) serve(name string, run func() error) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		if err := run(); err != nil && !errors.Is(err, policy.ErrServerClosed) && !isClosed(err) {
+		if err := run(); err != nil && !isClosed(err) {
 			d.errc <- fmt.Errorf("%s server: %w", name, err)
 		}
 	}()
 }
 
+// isClosed tells the end of a listener we closed from a failure.
 func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, milter.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, milter.ErrServerClosed) || errors.Is(err, policy.ErrServerClosed)
 }
 
 // Err delivers a listener's fatal error.
 func (d *Daemon) Err() <-chan error { return d.errc }
-
-// MilterAddr and PolicyAddr are where the daemon listens (useful with port 0).
-func (d *Daemon) MilterAddr() net.Addr { return d.milterLn.Addr() }
-
-// PolicyAddr is the policy listener's address.
-func (d *Daemon) PolicyAddr() net.Addr { return d.policyLn.Addr() }
 
 // Engine is the quota engine the listeners share.
 func (d *Daemon) Engine() *quota.Engine { return d.engine }

@@ -102,9 +102,6 @@ func (e *Engine) SetSettings(s Settings) error {
 	return nil
 }
 
-// Settings returns the settings in force.
-func (e *Engine) Settings() Settings { return *e.settings.Load() }
-
 // Lookup resolves a login: a file-managed account wins over a store-managed
 // one; any other login gets the default daily limit.
 func (e *Engine) Lookup(login string) (Account, error) {
