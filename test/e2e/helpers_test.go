@@ -22,6 +22,7 @@ type scenario struct {
 
 	mu          sync.Mutex
 	transcripts []string
+	failures    []string // repeated after the diagnostics: CI shows a run's tail
 }
 
 // begin starts a scenario. needDaemon: it cannot run without relaycap.
@@ -49,8 +50,31 @@ func begin(t *testing.T, needDaemon bool) *scenario {
 			t.Log(tr)
 		}
 		t.Log(sb.Diagnostics(60))
+		if len(sc.failures) > 0 {
+			t.Logf("---- %s failed (repeated from above):\n%s", t.Name(), strings.Join(sc.failures, "\n"))
+		}
 	})
 	return sc
+}
+
+// errorf is t.Errorf that also keeps the message for the closing summary.
+func (sc *scenario) errorf(t testing.TB, format string, args ...any) {
+	t.Helper()
+	sc.keep(t, format, args)
+	t.Errorf(format, args...)
+}
+
+// fatalf is t.Fatalf that also keeps the message for the closing summary.
+func (sc *scenario) fatalf(t testing.TB, format string, args ...any) {
+	t.Helper()
+	sc.keep(t, format, args)
+	t.Fatalf(format, args...)
+}
+
+func (sc *scenario) keep(t testing.TB, format string, args []any) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.failures = append(sc.failures, t.Name()+": "+fmt.Sprintf(format, args...))
 }
 
 // send runs swaks; t may be a subtest of the scenario.
@@ -59,7 +83,7 @@ func (sc *scenario) send(t testing.TB, s e2e.Send) *e2e.SwaksResult {
 	r, err := e2e.Swaks(sc.ctx, s)
 	sc.record(r)
 	if err != nil {
-		t.Fatal(err)
+		sc.fatalf(t, "%v", err)
 	}
 	t.Logf("%s via %v: %s (%v)", s.From, s.Listener, r.Summary(), r.Duration.Round(time.Millisecond))
 	return r
@@ -106,7 +130,7 @@ func rcpts(tag string, n int) []string {
 func (sc *scenario) settle(t testing.TB) {
 	t.Helper()
 	if err := sb.WaitQueueEmpty(sc.ctx); err != nil {
-		t.Fatal(err)
+		sc.fatalf(t, "%v", err)
 	}
 }
 
@@ -132,10 +156,10 @@ func (sc *scenario) lastDecision(t testing.TB, account string, n int) e2e.Decisi
 	defer cancel()
 	ds, err := sb.Relaycap.WaitDecisions(ctx, account, n)
 	if err != nil {
-		t.Fatal(err)
+		sc.fatalf(t, "%v", err)
 	}
 	if len(ds) != n {
-		t.Errorf("%d decision lines for %s, want %d:\n%s", len(ds), account, n, decisionLines(ds))
+		sc.errorf(t, "%d decision lines for %s, want %d:\n%s", len(ds), account, n, decisionLines(ds))
 	}
 	return ds[len(ds)-1]
 }

@@ -17,17 +17,17 @@ func TestSandbox(t *testing.T) {
 	to := rcpts("plain", 2)
 	r := sc.send(t, e2e.Send{Listener: sb.Plain, NoTLS: true, From: "plain@example.com", To: to})
 	if !r.Accepted() {
-		t.Fatalf("bench-plain listener did not queue the message: %s", r.Summary())
+		sc.fatalf(t, "bench-plain listener did not queue the message: %s", r.Summary())
 	}
 	sc.settle(t)
 	got := sb.Sink.ByMessageID(r.MessageID)
 	if len(got) != 1 {
-		t.Fatalf("sink holds %d copies of %s, want 1", len(got), r.MessageID)
+		sc.fatalf(t, "sink holds %d copies of %s, want 1", len(got), r.MessageID)
 	}
 	if len(got[0].Rcpts) != 2 || got[0].Rcpts[0] != to[0] || got[0].Rcpts[1] != to[1] {
-		t.Errorf("sink recipients %v, want %v", got[0].Rcpts, to)
+		sc.errorf(t, "sink recipients %v, want %v", got[0].Rcpts, to)
 	}
 	if ids := sb.QueueIDs(r.MessageID); len(ids) != 1 || ids[0] != r.QueueID() {
-		t.Errorf("maillog queue ids %v for %s, swaks saw %q", ids, r.MessageID, r.QueueID())
+		sc.errorf(t, "maillog queue ids %v for %s, swaks saw %q", ids, r.MessageID, r.QueueID())
 	}
 }

@@ -40,10 +40,10 @@ func TestAuthListeners(t *testing.T) {
 					s.Auth = mech
 					r := sc.send(t, s)
 					if e, ok := r.AuthReply(); !ok || e.Code != 235 {
-						t.Errorf("AUTH %s: %v (found=%v), want 235", mech, e, ok)
+						sc.errorf(t, "AUTH %s: %v (found=%v), want 235", mech, e, ok)
 					}
 					if !r.Accepted() {
-						t.Fatalf("message not queued: %s", r.Summary())
+						sc.fatalf(t, "message not queued: %s", r.Summary())
 					}
 					mu.Lock()
 					good = append(good, sent{r.MessageID, s.To[0]})
@@ -62,10 +62,10 @@ func TestAuthListeners(t *testing.T) {
 				s.Auth, s.Password = mech, a.Password+"-wrong"
 				r := sc.send(t, s)
 				if e, ok := r.AuthReply(); !ok || e.Code != 535 || e.Enh != "5.7.8" {
-					t.Errorf("wrong password: AUTH answered %v (found=%v), want 535 5.7.8", e, ok)
+					sc.errorf(t, "wrong password: AUTH answered %v (found=%v), want 535 5.7.8", e, ok)
 				}
 				if _, ok := r.Find("MAIL"); ok || r.Accepted() {
-					t.Errorf("swaks went on after a failed AUTH: %s", r.Summary())
+					sc.errorf(t, "swaks went on after a failed AUTH: %s", r.Summary())
 				}
 				mu.Lock()
 				refused = append(refused, r.MessageID)
@@ -92,7 +92,7 @@ func TestAuthListeners(t *testing.T) {
 				for _, rc := range to {
 					e, ok := r.Rcpts()[rc]
 					if !ok {
-						t.Errorf("no RCPT reply for %s: %s", rc, r.Summary())
+						sc.errorf(t, "no RCPT reply for %s: %s", rc, r.Summary())
 						continue
 					}
 					// smtpd_relay_restrictions = permit_sasl_authenticated, reject:
@@ -100,14 +100,14 @@ func TestAuthListeners(t *testing.T) {
 					// Access denied" (reject_unauth_destination would say "Relay
 					// access denied"; same code).
 					if e.Code != 554 || e.Enh != "5.7.1" || !strings.Contains(strings.ToLower(e.Text), "access denied") {
-						t.Errorf("RCPT %s: %v, want 554 5.7.1 … Access denied", rc, e)
+						sc.errorf(t, "RCPT %s: %v, want 554 5.7.1 … Access denied", rc, e)
 					}
 					mu.Lock()
 					nRefused++
 					mu.Unlock()
 				}
 				if r.Accepted() {
-					t.Errorf("unauthenticated message was queued: %s", r.Summary())
+					sc.errorf(t, "unauthenticated message was queued: %s", r.Summary())
 				}
 				mu.Lock()
 				refused = append(refused, r.MessageID)
@@ -120,19 +120,19 @@ func TestAuthListeners(t *testing.T) {
 	for _, g := range good {
 		ms := sb.Sink.ByMessageID(g.id)
 		if len(ms) != 1 || len(ms[0].Rcpts) != 1 || ms[0].Rcpts[0] != g.rcpt {
-			t.Errorf("sink: %d copies of %s (want 1 for %s): %+v", len(ms), g.id, g.rcpt, ms)
+			sc.errorf(t, "sink: %d copies of %s (want 1 for %s): %+v", len(ms), g.id, g.rcpt, ms)
 		}
 	}
 	for _, id := range refused {
 		if ms := sb.Sink.ByMessageID(id); len(ms) != 0 {
-			t.Errorf("refused message %s reached the sink", id)
+			sc.errorf(t, "refused message %s reached the sink", id)
 		}
 	}
 	if _, n := delivered(account); n != len(good) {
-		t.Errorf("sink holds %d deliveries from %s, want %d", n, account, len(good))
+		sc.errorf(t, "sink holds %d deliveries from %s, want %d", n, account, len(good))
 	}
 	if _, n := delivered("anyone@example.com"); n != 0 {
-		t.Errorf("sink holds %d unauthenticated deliveries, want 0", n)
+		sc.errorf(t, "sink holds %d unauthenticated deliveries, want 0", n)
 	}
 	if sb.Relaycap == nil {
 		return
@@ -141,10 +141,10 @@ func TestAuthListeners(t *testing.T) {
 	// recipients; the refused sessions added no decision line at all.
 	last := sc.lastDecision(t, account, len(good))
 	if last.Used != len(good) || last.Limit != a.Limit {
-		t.Errorf("last decision used=%d limit=%d, want %d/%d: %s", last.Used, last.Limit, len(good), a.Limit, last.Line)
+		sc.errorf(t, "last decision used=%d limit=%d, want %d/%d: %s", last.Used, last.Limit, len(good), a.Limit, last.Line)
 	}
 	if all := sb.Relaycap.Decisions(""); len(all)-decisionsBefore != len(good) {
-		t.Errorf("%d decision lines during this scenario, want %d (refused sessions must count nothing):\n%s",
+		sc.errorf(t, "%d decision lines during this scenario, want %d (refused sessions must count nothing):\n%s",
 			len(all)-decisionsBefore, len(good), decisionLines(all[decisionsBefore:]))
 	}
 	t.Logf("%d messages delivered through %d listeners; %d unauthenticated recipients refused; relaycap: %s",

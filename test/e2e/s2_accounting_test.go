@@ -35,14 +35,14 @@ func TestExactAccounting(t *testing.T) {
 			}
 		}
 		if !r.Accepted() {
-			t.Fatalf("message %d not queued: %s", i+1, r.Summary())
+			sc.fatalf(t, "message %d not queued: %s", i+1, r.Summary())
 		}
 		d := sc.lastDecision(t, account, i+1)
 		if d.Accepted != accepted {
-			t.Errorf("message %d: decision accepted=%d, want %d: %s", i+1, d.Accepted, accepted, d.Line)
+			sc.errorf(t, "message %d: decision accepted=%d, want %d: %s", i+1, d.Accepted, accepted, d.Line)
 		}
 		if d.QueueID != r.QueueID() {
-			t.Errorf("message %d: decision queue_id=%q, Postfix said %q", i+1, d.QueueID, r.QueueID())
+			sc.errorf(t, "message %d: decision queue_id=%q, Postfix said %q", i+1, d.QueueID, r.QueueID())
 		}
 	}
 
@@ -53,25 +53,25 @@ func TestExactAccounting(t *testing.T) {
 		wantReply(t, "over-limit RCPT "+rc, r.Rcpts()[rc], 450, "4.7.1")
 	}
 	if r.Accepted() || r.ExitCode != 24 {
-		t.Errorf("over-limit message: exit %d, want 24 (no RCPT accepted) and no DATA: %s", r.ExitCode, r.Summary())
+		sc.errorf(t, "over-limit message: exit %d, want 24 (no RCPT accepted) and no DATA: %s", r.ExitCode, r.Summary())
 	}
 
 	sc.settle(t)
 	got, n := delivered(account)
 	if n != 10 {
-		t.Errorf("sink holds %d recipient deliveries from %s, want exactly 10", n, account)
+		sc.errorf(t, "sink holds %d recipient deliveries from %s, want exactly 10", n, account)
 	}
 	for _, rc := range want {
 		if got[rc] != 1 {
-			t.Errorf("recipient %s delivered %d times, want 1", rc, got[rc])
+			sc.errorf(t, "recipient %s delivered %d times, want 1", rc, got[rc])
 		}
 	}
 	if len(sb.Sink.From(account)) != 3 {
-		t.Errorf("sink holds %d messages from %s, want 3", len(sb.Sink.From(account)), account)
+		sc.errorf(t, "sink holds %d messages from %s, want 3", len(sb.Sink.From(account)), account)
 	}
 	last := sc.lastDecision(t, account, 3)
 	if last.Used != 10 || last.Limit != 10 {
-		t.Errorf("relaycap reports used=%d limit=%d, want 10/10: %s", last.Used, last.Limit, last.Line)
+		sc.errorf(t, "relaycap reports used=%d limit=%d, want 10/10: %s", last.Used, last.Limit, last.Line)
 	}
 	t.Logf("relaycap: %s", last.Line)
 }

@@ -23,13 +23,13 @@ func TestRefusedLogins(t *testing.T) {
 				to := rcpts(c.name, 2)
 				r := sc.send(t, as(c.account, sb.Listeners[l], to))
 				if e, ok := r.AuthReply(); !ok || e.Code != 235 {
-					t.Errorf("AUTH: %v, want 235 (Dovecot knows the login)", e)
+					sc.errorf(t, "AUTH: %v, want 235 (Dovecot knows the login)", e)
 				}
 				for _, rc := range to {
 					wantReply(t, "RCPT "+rc, r.Rcpts()[rc], 554, "5.7.1")
 				}
 				if r.Accepted() || r.ExitCode != 24 {
-					t.Errorf("exit %d, want 24 (no RCPT accepted) and no DATA: %s", r.ExitCode, r.Summary())
+					sc.errorf(t, "exit %d, want 24 (no RCPT accepted) and no DATA: %s", r.ExitCode, r.Summary())
 				}
 			}
 		})
@@ -37,11 +37,11 @@ func TestRefusedLogins(t *testing.T) {
 	sc.settle(t)
 	for _, a := range []string{"suspended@example.com", "stranger@example.com"} {
 		if _, n := delivered(a); n != 0 {
-			t.Errorf("sink holds %d deliveries from %s, want 0", n, a)
+			sc.errorf(t, "sink holds %d deliveries from %s, want 0", n, a)
 		}
 		for _, d := range sb.Relaycap.Decisions(a) {
 			if d.Accepted != 0 || d.Used != 0 {
-				t.Errorf("decision counts something for %s: %s", a, d.Line)
+				sc.errorf(t, "decision counts something for %s: %s", a, d.Line)
 			}
 		}
 	}

@@ -22,23 +22,23 @@ func TestRestart(t *testing.T) {
 
 	r := sc.send(t, as(account, l, rcpts("restart", 3)))
 	if !r.Accepted() {
-		t.Fatalf("first message not queued: %s", r.Summary())
+		sc.fatalf(t, "first message not queued: %s", r.Summary())
 	}
 	if d := sc.lastDecision(t, account, 1); d.Used != 3 || d.Limit != 5 {
-		t.Fatalf("after 3 recipients: used=%d limit=%d, want 3/5: %s", d.Used, d.Limit, d.Line)
+		sc.fatalf(t, "after 3 recipients: used=%d limit=%d, want 3/5: %s", d.Used, d.Limit, d.Line)
 	}
 
 	oldPID := sb.Relaycap.PID()
 	t.Cleanup(func() { // whatever failed below, the next scenarios need the daemon
 		if sb.Relaycap.PID() == 0 {
 			if err := sb.Relaycap.Start(context.Background()); err != nil {
-				t.Errorf("restarting relaycap in cleanup: %v", err)
+				sc.errorf(t, "restarting relaycap in cleanup: %v", err)
 			}
 		}
 	})
 	t0 := time.Now()
 	if err := sb.Relaycap.Stop(); err != nil {
-		t.Errorf("relaycap did not exit cleanly on SIGTERM: %v", err)
+		sc.errorf(t, "relaycap did not exit cleanly on SIGTERM: %v", err)
 	}
 	t.Logf("relaycap (pid %d) stopped by SIGTERM in %v", oldPID, time.Since(t0).Round(time.Millisecond))
 	for _, p := range []string{sb.Relaycap.MilterSock, sb.Relaycap.PolicySock} {
@@ -52,20 +52,20 @@ func TestRestart(t *testing.T) {
 		r = sc.send(t, as(account, sb.Listeners[li], rcpts("restart-down", 2)))
 		e, ok := r.FirstError()
 		if !ok || e.Code/100 != 4 {
-			t.Errorf("relaycap down, %v: first error %v (found=%v), want a 4xx: %s", sb.Listeners[li], e, ok, r.Summary())
+			sc.errorf(t, "relaycap down, %v: first error %v (found=%v), want a 4xx: %s", sb.Listeners[li], e, ok, r.Summary())
 		}
 		if r.Accepted() {
-			t.Errorf("relaycap down but the message was queued: %s", r.Summary())
+			sc.errorf(t, "relaycap down but the message was queued: %s", r.Summary())
 		}
 	}
 	sc.settle(t)
 	if _, n := delivered(account); n != 3 {
-		t.Errorf("with relaycap down the sink holds %d deliveries from %s, want still 3", n, account)
+		sc.errorf(t, "with relaycap down the sink holds %d deliveries from %s, want still 3", n, account)
 	}
 
 	t0 = time.Now()
 	if err := sb.Relaycap.Start(sc.ctx); err != nil {
-		t.Fatalf("restart on the same state_dir: %v", err)
+		sc.fatalf(t, "restart on the same state_dir: %v", err)
 	}
 	t.Logf("relaycap restarted (pid %d) in %v", sb.Relaycap.PID(), time.Since(t0).Round(time.Millisecond))
 
@@ -75,15 +75,15 @@ func TestRestart(t *testing.T) {
 	wantReply(t, "RCPT 2 after restart", r.Rcpts()[to[1]], 250, "2.1.5")
 	wantReply(t, "RCPT 3 after restart (over 5)", r.Rcpts()[to[2]], 450, "4.7.1")
 	if !r.Accepted() {
-		t.Fatalf("message after restart not queued: %s", r.Summary())
+		sc.fatalf(t, "message after restart not queued: %s", r.Summary())
 	}
 	d := sc.lastDecision(t, account, 2)
 	if d.Used != 5 || d.Limit != 5 || d.Accepted != 2 {
-		t.Errorf("after restart: accepted=%d used=%d limit=%d, want 2 and 5/5: %s", d.Accepted, d.Used, d.Limit, d.Line)
+		sc.errorf(t, "after restart: accepted=%d used=%d limit=%d, want 2 and 5/5: %s", d.Accepted, d.Used, d.Limit, d.Line)
 	}
 	sc.settle(t)
 	got, n := delivered(account)
 	if n != 5 || got[to[0]] != 1 || got[to[1]] != 1 || got[to[2]] != 0 {
-		t.Errorf("sink: %d deliveries from %s (want 5): %v", n, account, got)
+		sc.errorf(t, "sink: %d deliveries from %s (want 5): %v", n, account, got)
 	}
 }

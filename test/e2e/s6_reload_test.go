@@ -26,7 +26,7 @@ func TestReloadRaisesLimit(t *testing.T) {
 
 	r := sc.send(t, as(account, l, rcpts("reload", 2)))
 	if !r.Accepted() {
-		t.Fatalf("first message not queued: %s", r.Summary())
+		sc.fatalf(t, "first message not queued: %s", r.Summary())
 	}
 	to := rcpts("reload-over", 1)
 	r = sc.send(t, as(account, l, to))
@@ -35,23 +35,23 @@ func TestReloadRaisesLimit(t *testing.T) {
 	pid := sb.Relaycap.PID()
 	off := sb.Relaycap.LogSize()
 	if err := sb.SetLimit(account, 4); err != nil {
-		t.Fatal(err)
+		sc.fatalf(t, "%v", err)
 	}
 	if err := sb.Relaycap.Reload(); err != nil {
-		t.Fatal(err)
+		sc.fatalf(t, "%v", err)
 	}
 	// Wait for the daemon to say it reloaded; a reload is not a restart.
 	ctx, cancel := context.WithTimeout(sc.ctx, 10*time.Second)
 	defer cancel()
 	for !reloadLine.MatchString(sb.Relaycap.LogSince(off)) {
 		if reloadFailed.MatchString(sb.Relaycap.LogSince(off)) {
-			t.Fatalf("relaycap refused the reload; log since:\n%s", sb.Relaycap.LogSince(off))
+			sc.fatalf(t, "relaycap refused the reload; log since:\n%s", sb.Relaycap.LogSince(off))
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("no reload log line within 10s of SIGHUP; log since:\n%s", sb.Relaycap.LogSince(off))
+			sc.fatalf(t, "no reload log line within 10s of SIGHUP; log since:\n%s", sb.Relaycap.LogSince(off))
 		case <-sb.Relaycap.Exited():
-			t.Fatalf("relaycap exited on SIGHUP; log since:\n%s", sb.Relaycap.LogSince(off))
+			sc.fatalf(t, "relaycap exited on SIGHUP; log since:\n%s", sb.Relaycap.LogSince(off))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -63,17 +63,17 @@ func TestReloadRaisesLimit(t *testing.T) {
 		wantReply(t, "RCPT after reload "+rc, r.Rcpts()[rc], 250, "2.1.5")
 	}
 	if !r.Accepted() {
-		t.Fatalf("message after reload not queued: %s", r.Summary())
+		sc.fatalf(t, "message after reload not queued: %s", r.Summary())
 	}
 	if got := sb.Relaycap.PID(); got != pid {
-		t.Errorf("relaycap PID changed %d → %d: restarted, not reloaded", pid, got)
+		sc.errorf(t, "relaycap PID changed %d → %d: restarted, not reloaded", pid, got)
 	}
 	d := sc.lastDecision(t, account, 2)
 	if d.Used != 4 || d.Limit != 4 {
-		t.Errorf("after reload: used=%d limit=%d, want 4/4: %s", d.Used, d.Limit, d.Line)
+		sc.errorf(t, "after reload: used=%d limit=%d, want 4/4: %s", d.Used, d.Limit, d.Line)
 	}
 	sc.settle(t)
 	if _, n := delivered(account); n != 4 {
-		t.Errorf("sink holds %d deliveries from %s, want 4", n, account)
+		sc.errorf(t, "sink holds %d deliveries from %s, want 4", n, account)
 	}
 }

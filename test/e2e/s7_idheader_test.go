@@ -23,9 +23,9 @@ func TestIDHeader(t *testing.T) {
 	const account = "stamp@example.com"
 
 	if st, err := os.Stat(sb.KeysFile); err != nil {
-		t.Errorf("keys file: %v", err)
+		sc.errorf(t, "keys file: %v", err)
 	} else if st.Mode().Perm() != 0o640 {
-		t.Errorf("relaycap id keygen made %s mode %v, want 0640", sb.KeysFile, st.Mode().Perm())
+		sc.errorf(t, "relaycap id keygen made %s mode %v, want 0640", sb.KeysFile, st.Mode().Perm())
 	}
 
 	plain := as(account, sb.Listeners[1], rcpts("stamp", 2))
@@ -35,12 +35,12 @@ func TestIDHeader(t *testing.T) {
 	for _, s := range []e2e.Send{plain, forged} {
 		r := sc.send(t, s)
 		if !r.Accepted() {
-			t.Fatalf("message not queued: %s", r.Summary())
+			sc.fatalf(t, "message not queued: %s", r.Summary())
 		}
 		ids = append(ids, r)
 	}
 	if !strings.Contains(ids[1].Transcript, idHeader+": forged") {
-		t.Fatalf("swaks did not send the forged header:\n%s", ids[1].Transcript)
+		sc.fatalf(t, "swaks did not send the forged header:\n%s", ids[1].Transcript)
 	}
 	sc.settle(t)
 
@@ -48,7 +48,7 @@ func TestIDHeader(t *testing.T) {
 	for i, r := range ids {
 		ms := sb.Sink.ByMessageID(r.MessageID)
 		if len(ms) != 1 {
-			t.Errorf("sink holds %d copies of %s, want 1", len(ms), r.MessageID)
+			sc.errorf(t, "sink holds %d copies of %s, want 1", len(ms), r.MessageID)
 			continue
 		}
 		m := ms[0]
@@ -56,31 +56,31 @@ func TestIDHeader(t *testing.T) {
 		vals := m.Header(idHeader)
 		switch {
 		case len(vals) != 1:
-			t.Errorf("%s: %d %s headers, want exactly 1: %q", r.MessageID, len(vals), idHeader, vals)
+			sc.errorf(t, "%s: %d %s headers, want exactly 1: %q", r.MessageID, len(vals), idHeader, vals)
 		case vals[0] == "forged":
-			t.Errorf("%s: the client's forged %s reached the sink", r.MessageID, idHeader)
+			sc.errorf(t, "%s: the client's forged %s reached the sink", r.MessageID, idHeader)
 		}
 		if len(hs) < 2 || !strings.EqualFold(hs[0][0], "Received") || !strings.Contains(hs[0][1], "relay.e2e.test") ||
 			!strings.EqualFold(hs[1][0], idHeader) {
-			t.Errorf("%s: want Postfix's Received: then %s first; headers: %q", r.MessageID, idHeader, firstNames(hs, 4))
+			sc.errorf(t, "%s: want Postfix's Received: then %s first; headers: %q", r.MessageID, idHeader, firstNames(hs, 4))
 		}
 
 		qids := sb.QueueIDs(r.MessageID)
 		if len(qids) != 1 {
-			t.Errorf("maillog names %d queue ids for %s: %v", len(qids), r.MessageID, qids)
+			sc.errorf(t, "maillog names %d queue ids for %s: %v", len(qids), r.MessageID, qids)
 			continue
 		}
 		file := filepath.Join(dir, "msg"+itoa(i)+".eml")
 		if err := os.WriteFile(file, m.Data, 0o644); err != nil {
-			t.Fatal(err)
+			sc.fatalf(t, "%v", err)
 		}
 		out, err := exec.Command(sb.Relaycap.Bin, "id", "decode", "--keys-file", sb.KeysFile, "--message", file).CombinedOutput()
 		if err != nil {
-			t.Errorf("relaycap id decode %s: %v\n%s", file, err, out)
+			sc.errorf(t, "relaycap id decode %s: %v\n%s", file, err, out)
 			continue
 		}
 		if !strings.Contains(string(out), account) || !strings.Contains(string(out), qids[0]) {
-			t.Errorf("relaycap id decode does not name %s and queue id %s:\n%s", account, qids[0], out)
+			sc.errorf(t, "relaycap id decode does not name %s and queue id %s:\n%s", account, qids[0], out)
 		}
 		t.Logf("decoded %s of %s:\n%s", idHeader, r.MessageID, out)
 	}
@@ -91,7 +91,7 @@ func TestIDHeader(t *testing.T) {
 			continue
 		}
 		if n := len(m.Header(idHeader)); n != 1 {
-			t.Errorf("message %s from %s carries %d %s headers, want 1", m.MessageID(), m.From, n, idHeader)
+			sc.errorf(t, "message %s from %s carries %d %s headers, want 1", m.MessageID(), m.From, n, idHeader)
 		}
 	}
 }
