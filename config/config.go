@@ -106,6 +106,8 @@ type IDHeaderConfig struct {
 // StoreConfig tunes the store.
 type StoreConfig struct {
 	SyncWrites bool `mapstructure:"sync_writes"`
+	// MinFreeMB is the free space, in MiB, kept on state_dir's filesystem.
+	MinFreeMB int64 `mapstructure:"min_free_mb"`
 }
 
 // LogConfig selects the slog handler.
@@ -153,6 +155,7 @@ var defaults = []setting{
 	{"id_header::keys_file", "/etc/relaycap/id.keys", ""},
 	{"id_header::extra", map[string]any{}, "More headers to add to relayed mail: name: value."},
 	{"store::sync_writes", true, "Sync every commit to disk."},
+	{"store::min_free_mb", 128, "Below this much free space (MiB) on state_dir's filesystem relaycap stops\nwriting and answers with temporary failures (4.3.0); 0 turns the check off."},
 	{"log::level", "info", "debug, info, warn or error."},
 	{"log::format", "text", "text or json."},
 	{"socket::mode", "0660", "Permissions of the unix sockets (octal, quoted)."},

@@ -70,9 +70,10 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	store, err := badgerstore.Open(cfg.StateDir, badgerstore.Options{
-		HistoryDays: cfg.Quota.HistoryDays,
-		SyncWrites:  cfg.Store.SyncWrites,
-		Logger:      o.Logger,
+		HistoryDays:  cfg.Quota.HistoryDays,
+		SyncWrites:   cfg.Store.SyncWrites,
+		MinFreeBytes: uint64(cfg.Store.MinFreeMB) << 20,
+		Logger:       o.Logger,
 	})
 	if err != nil {
 		return nil, err

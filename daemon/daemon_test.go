@@ -4,15 +4,20 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
+
+	"github.com/relaycap/relaycap/config"
+	"github.com/relaycap/relaycap/quota/badgerstore"
 )
 
 func TestPartialAcceptance(t *testing.T) {
@@ -171,6 +176,28 @@ func TestSecondDaemonOnSameStateFails(t *testing.T) {
 	_, err := Start(&cfg2, Options{})
 	if err == nil || !strings.Contains(err.Error(), "in use by another process") {
 		t.Fatalf("second daemon: %v", err)
+	}
+}
+
+// TestLowDiskRefusesToStart: below store.min_free_mb the daemon does not
+// open the store (Badger would write its memtables there) and says why.
+func TestLowDiskRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Defaults()
+	cfg.StateDir = filepath.Join(dir, "state")
+	cfg.Milter.Listen, cfg.Policy.Listen = "unix:"+dir+"/m.sock", "unix:"+dir+"/p.sock"
+	cfg.Store.MinFreeMB = int64(st.Bavail*uint64(st.Bsize)>>20) + 1<<20 // 1 TiB more than there is
+	d, err := Start(cfg, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		d.Shutdown(context.Background())
+		t.Fatal("daemon started on a disk below store.min_free_mb")
+	}
+	if !errors.Is(err, badgerstore.ErrLowSpace) || !strings.Contains(err.Error(), cfg.StateDir) {
+		t.Fatalf("start: %v, want ErrLowSpace naming %s", err, cfg.StateDir)
 	}
 }
 

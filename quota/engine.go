@@ -237,6 +237,11 @@ func (e *Engine) decide(acct Account, day Day, st *acctState, now time.Time) (De
 	d.Used = used
 	if used+d.Reserved+1 > acct.DailyLimit {
 		d.Verdict = OverQuota
+		return d, nil
+	}
+	// Only a relay that would be allowed needs a write at commit.
+	if err := e.store.Writable(); err != nil {
+		return Decision{}, fmt.Errorf("%w: %w", ErrStore, err)
 	}
 	return d, nil
 }

@@ -15,6 +15,7 @@ type memStore struct {
 	usage    map[string]int64
 	accounts map[string]Account
 	fail     error
+	readOnly error // Writable's answer: a disk low on space
 }
 
 func newMemStore() *memStore {
@@ -25,6 +26,15 @@ func (m *memStore) Usage(a string, d Day) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.usage[a+"|"+string(d)], m.fail
+}
+
+func (m *memStore) Writable() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.readOnly != nil {
+		return m.readOnly
+	}
+	return m.fail
 }
 
 func (m *memStore) AddUsage(a string, add []DayCount) ([]int64, error) {
@@ -275,6 +285,45 @@ func TestStoreFailureCountsNothing(t *testing.T) {
 	st.fail = nil
 	if d, _ := e.Check("alice", now); d.Used != 0 || d.Reserved != 0 {
 		t.Fatalf("failed commit left something behind: %+v", d)
+	}
+}
+
+// TestUnwritableStoreRefusesBeforeTheMessage: a store that says it cannot
+// write (a disk low on space) makes Check and Reserve fail with ErrStore, so
+// the client is turned away at RCPT instead of after sending its message.
+// Verdicts that need no write stay exact.
+func TestUnwritableStoreRefusesBeforeTheMessage(t *testing.T) {
+	e, st := newEngine(t, map[string]Account{
+		"alice": {DailyLimit: 3}, "bob": {DailyLimit: 3, Status: StatusSuspended}, "carol": {DailyLimit: 1},
+	})
+	now := at("2026-11-27 10:00:00")
+	if send(t, e, "carol", 1, now) != 1 {
+		t.Fatal("carol could not send")
+	}
+	st.mu.Lock()
+	st.readOnly = errors.New("low on space")
+	st.mu.Unlock()
+	var txn Txn
+	if _, err := e.Reserve(&txn, "alice", now); !errors.Is(err, ErrStore) {
+		t.Errorf("reserve on an unwritable store: %v, want ErrStore", err)
+	}
+	if txn.Reserved() != 0 {
+		t.Errorf("refused reservation held %d", txn.Reserved())
+	}
+	if _, err := e.Check("alice", now); !errors.Is(err, ErrStore) {
+		t.Errorf("check on an unwritable store: %v, want ErrStore", err)
+	}
+	if d, err := e.Check("bob", now); err != nil || d.Verdict != Suspended {
+		t.Errorf("suspended account: %v, %v; want Suspended", d.Verdict, err)
+	}
+	if d, err := e.Check("carol", now); err != nil || d.Verdict != OverQuota {
+		t.Errorf("exhausted account: %v, %v; want OverQuota", d.Verdict, err)
+	}
+	st.mu.Lock()
+	st.readOnly = nil
+	st.mu.Unlock()
+	if send(t, e, "alice", 3, now) != 3 {
+		t.Error("alice cannot send once the store is writable again")
 	}
 }
 

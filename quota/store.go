@@ -22,6 +22,10 @@ type Store interface {
 	// nothing, and returns the new totals in the same order. It returns
 	// only once the increments are durable.
 	AddUsage(account string, add []DayCount) ([]int64, error)
+	// Writable reports an error when AddUsage would fail now for a reason
+	// that lasts, such as a nearly full disk, so that the engine refuses a
+	// recipient before the client sends its message, not after.
+	Writable() error
 	// Account returns the store-managed account name, if there is one.
 	Account(name string) (Account, bool, error)
 	// PutAccount creates or replaces a store-managed account.

@@ -25,16 +25,21 @@ type Options struct {
 	// SyncWrites makes every commit wait for fsync, so a committed relay
 	// survives a power loss, not only a crash of the process.
 	SyncWrites bool
+	// MinFreeBytes is the free space the store leaves on its filesystem:
+	// below it, Open and every write fail with ErrLowSpace. 0 disables it.
+	MinFreeBytes uint64
 	// Logger receives Badger's own log lines.
 	Logger *slog.Logger
 }
 
 // Store is a quota.Store on Badger.
 type Store struct {
-	db   *badger.DB
-	ttl  time.Duration
-	stop chan struct{}
-	done sync.WaitGroup
+	db      *badger.DB
+	dir     string
+	minFree uint64
+	ttl     time.Duration
+	stop    chan struct{}
+	done    sync.WaitGroup
 }
 
 var _ quota.Store = (*Store)(nil)
@@ -49,6 +54,10 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	// Opening writes too (new memtable files, a replayed log).
+	if err := checkSpace(dir, o.MinFreeBytes); err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
 	// Small options: a daemon beside a mail relay should stay in the tens of
 	// MB. The memtable is allocated whole, so its size is the floor of RSS.
@@ -75,7 +84,9 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
 	s := &Store{
-		db: db,
+		db:      db,
+		dir:     dir,
+		minFree: o.MinFreeBytes,
 		// A day's key lives its history plus the day itself and a margin
 		// for the longest offset between the zone and the host clock.
 		ttl:  time.Duration(o.HistoryDays+2) * 24 * time.Hour,
@@ -110,9 +121,16 @@ func (s *Store) Usage(account string, day quota.Day) (int64, error) {
 	return n, err
 }
 
+// Writable fails with ErrLowSpace while the filesystem is below
+// MinFreeBytes.
+func (s *Store) Writable() error { return checkSpace(s.dir, s.minFree) }
+
 // AddUsage adds each count to account's usage on its day in one Badger
 // transaction: all of them count, or none.
 func (s *Store) AddUsage(account string, add []quota.DayCount) ([]int64, error) {
+	if err := s.Writable(); err != nil {
+		return nil, err
+	}
 	totals := make([]int64, len(add))
 	// The engine serialises one account's commits, so a conflict can only
 	// come from outside that contract; retry a few times all the same.
@@ -192,6 +210,9 @@ func (s *Store) Account(name string) (quota.Account, bool, error) {
 
 // PutAccount creates or replaces a store-managed account.
 func (s *Store) PutAccount(a quota.Account) error {
+	if err := s.Writable(); err != nil {
+		return err
+	}
 	v, err := json.Marshal(accountRecord{DailyLimit: a.DailyLimit, Status: a.Status})
 	if err != nil {
 		return err
@@ -201,6 +222,9 @@ func (s *Store) PutAccount(a quota.Account) error {
 
 // DeleteAccount removes a store-managed account.
 func (s *Store) DeleteAccount(name string) error {
+	if err := s.Writable(); err != nil {
+		return err
+	}
 	return s.db.Update(func(txn *badger.Txn) error { return txn.Delete(accountKey(name)) })
 }
 
@@ -234,7 +258,8 @@ func (s *Store) collectGarbage(every time.Duration) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			for s.db.RunValueLogGC(0.5) == nil {
+			// The GC rewrites live values before it frees a file.
+			for s.Writable() == nil && s.db.RunValueLogGC(0.5) == nil {
 			}
 		}
 	}
