@@ -174,10 +174,10 @@ func decisionLines(ds []e2e.Decision) string {
 }
 
 // wantReply checks code and enhanced status of one reply.
-func wantReply(t testing.TB, what string, e e2e.Exchange, code int, enh string) {
+func (sc *scenario) wantReply(t testing.TB, what string, e e2e.Exchange, code int, enh string) {
 	t.Helper()
 	if e.Code != code || (enh != "" && e.Enh != enh) {
-		t.Errorf("%s: got %q, want %d %s", what, e.String(), code, enh)
+		sc.errorf(t, "%s: got %q, want %d %s", what, e.String(), code, enh)
 	}
 }
 

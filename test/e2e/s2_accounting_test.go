@@ -28,10 +28,10 @@ func TestExactAccounting(t *testing.T) {
 		for j, rc := range to {
 			e := replies[rc]
 			if j < accepted {
-				wantReply(t, "message "+itoa(i+1)+" RCPT "+rc, e, 250, "2.1.5")
+				sc.wantReply(t, "message "+itoa(i+1)+" RCPT "+rc, e, 250, "2.1.5")
 				want = append(want, rc)
 			} else {
-				wantReply(t, "message "+itoa(i+1)+" RCPT "+rc, e, 450, "4.7.1")
+				sc.wantReply(t, "message "+itoa(i+1)+" RCPT "+rc, e, 450, "4.7.1")
 			}
 		}
 		if !r.Accepted() {
@@ -50,7 +50,7 @@ func TestExactAccounting(t *testing.T) {
 	to := rcpts("exact-over", 2)
 	r := sc.send(t, as(account, l, to))
 	for _, rc := range to {
-		wantReply(t, "over-limit RCPT "+rc, r.Rcpts()[rc], 450, "4.7.1")
+		sc.wantReply(t, "over-limit RCPT "+rc, r.Rcpts()[rc], 450, "4.7.1")
 	}
 	if r.Accepted() || r.ExitCode != 24 {
 		sc.errorf(t, "over-limit message: exit %d, want 24 (no RCPT accepted) and no DATA: %s", r.ExitCode, r.Summary())

@@ -26,7 +26,7 @@ func TestRefusedLogins(t *testing.T) {
 					sc.errorf(t, "AUTH: %v, want 235 (Dovecot knows the login)", e)
 				}
 				for _, rc := range to {
-					wantReply(t, "RCPT "+rc, r.Rcpts()[rc], 554, "5.7.1")
+					sc.wantReply(t, "RCPT "+rc, r.Rcpts()[rc], 554, "5.7.1")
 				}
 				if r.Accepted() || r.ExitCode != 24 {
 					sc.errorf(t, "exit %d, want 24 (no RCPT accepted) and no DATA: %s", r.ExitCode, r.Summary())

@@ -71,9 +71,9 @@ func TestRestart(t *testing.T) {
 
 	to := rcpts("restart-after", 3)
 	r = sc.send(t, as(account, l, to))
-	wantReply(t, "RCPT 1 after restart", r.Rcpts()[to[0]], 250, "2.1.5")
-	wantReply(t, "RCPT 2 after restart", r.Rcpts()[to[1]], 250, "2.1.5")
-	wantReply(t, "RCPT 3 after restart (over 5)", r.Rcpts()[to[2]], 450, "4.7.1")
+	sc.wantReply(t, "RCPT 1 after restart", r.Rcpts()[to[0]], 250, "2.1.5")
+	sc.wantReply(t, "RCPT 2 after restart", r.Rcpts()[to[1]], 250, "2.1.5")
+	sc.wantReply(t, "RCPT 3 after restart (over 5)", r.Rcpts()[to[2]], 450, "4.7.1")
 	if !r.Accepted() {
 		sc.fatalf(t, "message after restart not queued: %s", r.Summary())
 	}

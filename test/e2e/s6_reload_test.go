@@ -30,7 +30,7 @@ func TestReloadRaisesLimit(t *testing.T) {
 	}
 	to := rcpts("reload-over", 1)
 	r = sc.send(t, as(account, l, to))
-	wantReply(t, "RCPT at the limit", r.Rcpts()[to[0]], 450, "4.7.1")
+	sc.wantReply(t, "RCPT at the limit", r.Rcpts()[to[0]], 450, "4.7.1")
 
 	pid := sb.Relaycap.PID()
 	off := sb.Relaycap.LogSize()
@@ -60,7 +60,7 @@ func TestReloadRaisesLimit(t *testing.T) {
 	to = rcpts("reload-raised", 2)
 	r = sc.send(t, as(account, l, to))
 	for _, rc := range to {
-		wantReply(t, "RCPT after reload "+rc, r.Rcpts()[rc], 250, "2.1.5")
+		sc.wantReply(t, "RCPT after reload "+rc, r.Rcpts()[rc], 250, "2.1.5")
 	}
 	if !r.Accepted() {
 		sc.fatalf(t, "message after reload not queued: %s", r.Summary())
