@@ -35,6 +35,7 @@ var accounts = []e2e.Account{
 	{Name: "restart@example.com", Limit: 5},                          // 5: daemon stopped, restarted
 	{Name: "reload@example.com", Limit: 2},                           // 6: SIGHUP raises the limit
 	{Name: "stamp@example.com", Limit: 100},                          // 7: identification header
+	{Name: "disk@example.com", Limit: 10},                            // 9: the state disk fills up
 }
 
 func init() {
@@ -43,6 +44,10 @@ func init() {
 		accounts[i].Password = "pw-" + local
 	}
 }
+
+// stateTmpfsMB sizes the tmpfs under relaycap's state_dir; the sandbox's
+// relaycap.yaml keeps store.min_free_mb (64) of it free.
+const stateTmpfsMB = 192
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -62,7 +67,7 @@ func run(m *testing.M) int {
 	if !withDaemon {
 		logf("%s=1: sandbox WITHOUT relaycap", NoDaemonEnv)
 	}
-	h, err := e2e.Up(context.Background(), e2e.Options{Accounts: accounts, KeepData: true, Logf: logf}, withDaemon)
+	h, err := e2e.Up(context.Background(), e2e.Options{Accounts: accounts, KeepData: true, StateTmpfsMB: stateTmpfsMB, Logf: logf}, withDaemon)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
 		return 1

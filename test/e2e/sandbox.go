@@ -62,6 +62,10 @@ type Options struct {
 	IDHeader bool
 	// KeepData makes the sink keep raw messages (off for the benchmark).
 	KeepData bool
+	// StateTmpfsMB mounts a tmpfs of this many MiB on relaycap's state
+	// directory, so a scenario can fill the disk without touching the host's;
+	// 0 keeps it on the host's filesystem.
+	StateTmpfsMB int
 	// Logf receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -85,6 +89,7 @@ type Sandbox struct {
 	dovecot     *exec.Cmd
 	dovecotDone chan struct{}
 	postfixUp   bool
+	stateMount  bool
 	closed      bool
 }
 
@@ -106,6 +111,9 @@ func New(opts Options) (*Sandbox, error) {
 	s.pfConf = filepath.Join(dir, "pf", "etc")
 	return s, nil
 }
+
+// StateDir is relaycap's state_dir.
+func (s *Sandbox) StateDir() string { return s.path("rc", "state") }
 
 func (s *Sandbox) path(parts ...string) string {
 	return filepath.Join(append([]string{s.Dir}, parts...)...)
@@ -169,6 +177,14 @@ func (s *Sandbox) makeDirs(context.Context) error {
 		if err := os.MkdirAll(s.path(d), 0o755); err != nil {
 			return err
 		}
+	}
+	if n := s.opts.StateTmpfsMB; n > 0 {
+		if err := syscall.Mount("tmpfs", s.StateDir(), "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, fmt.Sprintf("size=%dm,mode=0755", n)); err != nil {
+			return fmt.Errorf("mount a %d MiB tmpfs on %s: %w", n, s.StateDir(), err)
+		}
+		s.mu.Lock()
+		s.stateMount = true
+		s.mu.Unlock()
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
@@ -259,7 +275,7 @@ func (s *Sandbox) data() tmplData {
 		Dir: s.Dir, Tag: filepath.Base(s.Dir),
 		Listeners: s.Listeners, XClientPort: s.XClient.Port, PlainPort: s.Plain.Port, SinkPort: s.Sink.Port(),
 		Relaycap:   s.opts.Relaycap != "",
-		StateDir:   s.path("rc", "state"),
+		StateDir:   s.StateDir(),
 		MilterSock: s.path("pf", "spool", "relaycap", "milter.sock"),
 		PolicySock: s.path("pf", "spool", "relaycap", "policy.sock"),
 		AdminSock:  s.path("rc", "state", "admin.sock"),
@@ -543,7 +559,7 @@ func (s *Sandbox) Close() error {
 		return nil
 	}
 	s.closed = true
-	pfUp, dovecot, dovecotDone, rc, sink := s.postfixUp, s.dovecot, s.dovecotDone, s.Relaycap, s.Sink
+	pfUp, dovecot, dovecotDone, rc, sink, mounted := s.postfixUp, s.dovecot, s.dovecotDone, s.Relaycap, s.Sink, s.stateMount
 	s.mu.Unlock()
 
 	var errs []error
@@ -586,6 +602,12 @@ func (s *Sandbox) Close() error {
 			time.Sleep(20 * time.Millisecond)
 		}
 		syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+	// Detach: relaycap is stopped, but nothing may keep the folder busy.
+	if mounted {
+		if err := syscall.Unmount(s.StateDir(), syscall.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", s.StateDir(), err))
+		}
 	}
 	if os.Getenv(KeepEnv) == "1" {
 		s.opts.Logf("sandbox: kept %s", s.Dir)
