@@ -10,11 +10,12 @@ import (
 )
 
 // BenchmarkReserveCommit measures the engine's whole cycle for one relay on
-// Badger: reserve, then a durable commit, spread over many accounts.
+// Badger: reserve, then a durable commit, spread over many accounts, with
+// the free-space check on as the daemon runs it.
 func BenchmarkReserveCommit(b *testing.B) {
 	for _, sync := range []bool{false, true} {
 		b.Run("sync="+strconv.FormatBool(sync), func(b *testing.B) {
-			s, err := Open(b.TempDir(), Options{HistoryDays: 400, SyncWrites: sync})
+			s, err := Open(b.TempDir(), Options{HistoryDays: 400, SyncWrites: sync, MinFreeBytes: 1})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -37,5 +38,20 @@ func BenchmarkReserveCommit(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkWritable is the cost of the free-space check (one statfs).
+func BenchmarkWritable(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{HistoryDays: 1, MinFreeBytes: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Writable(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
