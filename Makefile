@@ -41,6 +41,9 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzReadRequest$$' -fuzztime $(FUZZTIME) ./policy/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./idheader/
+	$(GO) test -run '^$$' -fuzz '^FuzzRecord$$' -fuzztime $(FUZZTIME) ./idheader/
+	$(GO) test -run '^$$' -fuzz '^FuzzFindToken$$' -fuzztime $(FUZZTIME) ./idheader/
+	$(GO) test -run '^$$' -fuzz '^FuzzMTAStream$$' -fuzztime $(FUZZTIME) ./milter/
 
 clean:
 	rm -rf $(BIN) dist

@@ -19,7 +19,7 @@ var testNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 // serve starts a milter server over an engine on store (a Badger store in
 // a temp dir if nil) and returns its socket, engine and log.
-func serve(t *testing.T, store quota.Store, set Settings) (sock string, engine *quota.Engine, logs *syncutil.Buffer) {
+func serve(t testing.TB, store quota.Store, set Settings) (sock string, engine *quota.Engine, logs *syncutil.Buffer) {
 	t.Helper()
 	if store == nil {
 		bs, err := badgerstore.Open(t.TempDir(), badgerstore.Options{HistoryDays: 1})

@@ -78,7 +78,9 @@ func NewServer(engine *quota.Engine, set Settings, o Options) *Server {
 func (s *Server) SetSettings(set Settings) { s.settings.Store(&set) }
 
 // Serve accepts milter connections on ln until Shutdown or Close.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(checkedListener{Listener: ln, log: s.log})
+}
 
 // Shutdown stops accepting and waits for open connections until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
