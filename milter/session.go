@@ -53,6 +53,12 @@ func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilt
 }
 
 func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
+	if s.set == nil {
+		// Postfix never does this; answering continue would let the
+		// recipient through uncounted.
+		s.srv.log.Error("RCPT without MAIL from the MTA", "rcpt", rcpt)
+		return respond(reply.TemporaryFailure())
+	}
 	if s.login == "" {
 		return gomilter.RespContinue, nil
 	}
@@ -84,8 +90,11 @@ func (s *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Res
 
 func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) {
 	defer s.reset()
-	if s.set == nil { // no MAIL seen: nothing of ours to do
-		return gomilter.RespAccept, nil
+	if s.set == nil {
+		// No MAIL since the last message ended: accepting would pass a
+		// message nobody counted and whose headers nobody checked.
+		s.srv.log.Error("end of message without MAIL from the MTA", "queue_id", m.Get(gomilter.MacroQueueId))
+		return gomilter.RespTempFail, nil
 	}
 	queueID := m.Get(gomilter.MacroQueueId)
 	if err := s.removeForgeries(m); err != nil {
