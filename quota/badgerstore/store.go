@@ -40,7 +40,28 @@ type Store struct {
 	ttl     time.Duration
 	stop    chan struct{}
 	done    sync.WaitGroup
+
+	// Every operation holds mu for reading; Close takes it for writing, so
+	// it waits for a commit in flight instead of closing Badger under it
+	// (Badger would panic or hang on its closed write channel).
+	mu     sync.RWMutex
+	closed bool
 }
+
+// ErrClosed is returned by operations after Close.
+var ErrClosed = errors.New("store is closed")
+
+// enter starts an operation; leave must follow when it returns nil.
+func (s *Store) enter() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) leave() { s.mu.RUnlock() }
 
 var _ quota.Store = (*Store)(nil)
 
@@ -97,8 +118,16 @@ func Open(dir string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// Close flushes and closes the database.
+// Close waits for operations in flight, then flushes and closes the
+// database. Later calls return nil.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
 	close(s.stop)
 	s.done.Wait()
 	return s.db.Close()
@@ -112,6 +141,10 @@ func accountKey(name string) []byte { return []byte("a/" + name) }
 
 // Usage returns the relays committed for account on day.
 func (s *Store) Usage(account string, day quota.Day) (int64, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.leave()
 	var n int64
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
@@ -128,6 +161,10 @@ func (s *Store) Writable() error { return checkSpace(s.dir, s.minFree) }
 // AddUsage adds each count to account's usage on its day in one Badger
 // transaction: all of them count, or none.
 func (s *Store) AddUsage(account string, add []quota.DayCount) ([]int64, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
 	if err := s.Writable(); err != nil {
 		return nil, err
 	}
@@ -189,6 +226,10 @@ type accountRecord struct {
 
 // Account returns the store-managed account name.
 func (s *Store) Account(name string) (quota.Account, bool, error) {
+	if err := s.enter(); err != nil {
+		return quota.Account{}, false, err
+	}
+	defer s.leave()
 	var rec accountRecord
 	found := false
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -210,6 +251,10 @@ func (s *Store) Account(name string) (quota.Account, bool, error) {
 
 // PutAccount creates or replaces a store-managed account.
 func (s *Store) PutAccount(a quota.Account) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
 	if err := s.Writable(); err != nil {
 		return err
 	}
@@ -222,6 +267,10 @@ func (s *Store) PutAccount(a quota.Account) error {
 
 // DeleteAccount removes a store-managed account.
 func (s *Store) DeleteAccount(name string) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
 	if err := s.Writable(); err != nil {
 		return err
 	}
@@ -230,6 +279,10 @@ func (s *Store) DeleteAccount(name string) error {
 
 // Accounts lists the store-managed accounts.
 func (s *Store) Accounts() ([]quota.Account, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
 	var out []quota.Account
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("a/"), PrefetchValues: true, PrefetchSize: 100})
