@@ -165,7 +165,18 @@ func (s *Server) serveConn(conn net.Conn) {
 	}()
 	r := bufio.NewReaderSize(conn, 4096)
 	for {
-		conn.SetReadDeadline(time.Now().Add(s.timeout))
+		// Under mu, so that Shutdown's "stop reading now" deadline is never
+		// overwritten by this one: a connection that was answering when
+		// Shutdown came ends after its reply.
+		s.mu.Lock()
+		closing := s.closing
+		if !closing {
+			conn.SetReadDeadline(time.Now().Add(s.timeout))
+		}
+		s.mu.Unlock()
+		if closing {
+			return
+		}
 		req, err := ReadRequest(r)
 		if err != nil {
 			if errors.Is(err, ErrMalformed) {

@@ -2,7 +2,9 @@ package policy
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -53,4 +55,70 @@ func TestStoreFailureDefers(t *testing.T) {
 	if a := ask(); !strings.HasPrefix(a, "action=DEFER_IF_PERMIT 4.3.0 ") {
 		t.Fatalf("closed store: %q, want DEFER_IF_PERMIT 4.3.0", a)
 	}
+}
+
+// blockingStore holds every usage read until release is closed.
+type blockingStore struct {
+	*badgerstore.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingStore) Usage(a string, d quota.Day) (int64, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.Store.Usage(a, d)
+}
+
+// TestShutdownEndsAConnectionAfterItsReply: a request being answered when
+// Shutdown comes still gets its reply; then the connection ends at once
+// rather than waiting for Postfix's next request or the read timeout.
+func TestShutdownEndsAConnectionAfterItsReply(t *testing.T) {
+	bs, err := badgerstore.Open(t.TempDir(), badgerstore.Options{HistoryDays: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	store := &blockingStore{Store: bs, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	engine, _ := quota.NewEngine(store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 10})
+	srv := NewServer(engine, Settings{}, Options{ReadTimeout: time.Hour})
+	sock := filepath.Join(t.TempDir(), "p.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "protocol_state=RCPT\nsasl_username=alice\n\n")
+	<-store.entered // the request is being answered
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	for !srv.isClosing() {
+		time.Sleep(time.Millisecond)
+	}
+	close(store.release)
+
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	if string(got) != "action=DUNNO\n\n" || err != nil {
+		t.Errorf("read %q, %v; want the reply, then the end of the connection", got, err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v, want every connection gone before its deadline", err)
+	}
+}
+
+// isClosing tells whether Shutdown or Close has begun.
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
