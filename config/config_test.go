@@ -101,6 +101,35 @@ func TestDefaultPathUsedWhenPresent(t *testing.T) {
 	}
 }
 
+// TestReloadNeedsTheFileItStartedFrom: a daemon started on the default file
+// must not reload onto the built-in defaults (no accounts: every customer
+// refused) because the file went away; one started on the defaults picks
+// up a default file that has appeared since.
+func TestReloadNeedsTheFileItStartedFrom(t *testing.T) {
+	isolate(t)
+	systemPath = writeFile(t, t.TempDir(), "relaycap.yaml", "quota: {accounts: {alice: 5}}\n")
+	running, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(systemPath); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Reload(running, nil); err == nil {
+		t.Fatalf("reload without the file it started from: %d accounts, want an error", len(c.Quota.Accounts))
+	}
+
+	onDefaults, err := Load("", nil)
+	if err != nil || onDefaults.Path != "" {
+		t.Fatalf("no file: %v, path %q", err, onDefaults.Path)
+	}
+	writeFile(t, filepath.Dir(systemPath), "relaycap.yaml", "quota: {accounts: {bob: 7}}\n")
+	c, err := Reload(onDefaults, nil)
+	if err != nil || c.Quota.Accounts["bob"].DailyLimit != 7 {
+		t.Fatalf("reload after the default file appeared: %v", err)
+	}
+}
+
 func TestExplicitPathMustExist(t *testing.T) {
 	isolate(t)
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), nil)
@@ -439,4 +468,18 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("loaded config fails Validate: %v", err)
 		}
 	})
+}
+
+// TestBracesMeanDefaults: an empty file is refused (a reload may catch a
+// file half-written), but {} is an explicit "nothing to change".
+func TestBracesMeanDefaults(t *testing.T) {
+	isolate(t)
+	path := filepath.Join("testdata", "good", "braces.yaml")
+	got, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Defaults()
+	want.Path = path
+	same(t, got, want)
 }

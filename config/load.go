@@ -72,6 +72,14 @@ func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 	return load(path, flags, true)
 }
 
+// Reload reads the configuration again for a daemon running on running: the
+// file it started from, which must still be there (a vanished default file
+// must not turn into the built-in defaults, which have no accounts). A
+// daemon that started on the built-in defaults looks for DefaultPath again.
+func Reload(running *Config, flags *pflag.FlagSet) (*Config, error) {
+	return Load(running.Path, flags)
+}
+
 // Defaults returns the built-in configuration, ignoring any file, the
 // environment and flags.
 func Defaults() *Config {
@@ -223,6 +231,11 @@ func readYAML(path string) (map[string]any, error) {
 	var m map[string]any
 	if err := yaml.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if m == nil {
+		// Most likely caught half-written by a reload: taking it as "no
+		// settings" would drop every account. {} says so on purpose.
+		return nil, fmt.Errorf("%s: the file holds no settings (write {} if that is meant)", path)
 	}
 	return m, nil
 }
