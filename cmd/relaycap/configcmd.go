@@ -10,12 +10,17 @@ import (
 )
 
 func newConfigCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Check or print the configuration"}
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Check or print the configuration",
+		Args:  subcommandOnly,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return subcommandOnly(cmd, nil) },
+	}
 	var path string
 	check := &cobra.Command{
 		Use:   "check",
 		Short: "Validate a config file; print every problem and exit 2, or exit 0",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path, cmd.Flags())
 			if err != nil {
@@ -42,7 +47,7 @@ func newConfigCommand() *cobra.Command {
 	defaults := &cobra.Command{
 		Use:   "defaults",
 		Short: "Print the built-in defaults as a commented YAML file",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprint(cmd.OutOrStdout(), config.DefaultYAML())
 		},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -30,6 +31,8 @@ early and its milter counts every accepted recipient ("relay") per SASL account
 and calendar day, and stamps relayed mail with an encrypted identification header.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          subcommandOnly,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return subcommandOnly(cmd, nil) },
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
 	root.AddCommand(newServeCommand(), newConfigCommand(), newIDCommand(), newVersionCommand())
@@ -49,6 +52,22 @@ func (e exitError) ExitCode() int { return e.code }
 
 func usageError(err error) error { return exitError{2, err} }
 
+// subcommandOnly refuses a command group run without, or with an unknown,
+// subcommand: a usage error (exit 2), so that a typo in a unit file or a
+// script does not pass as success.
+func subcommandOnly(cmd *cobra.Command, args []string) error {
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	if len(args) > 0 {
+		return usageError(fmt.Errorf("unknown command %q for %s; try one of: %s", args[0], cmd.CommandPath(), strings.Join(names, ", ")))
+	}
+	return usageError(fmt.Errorf("%s needs a command: %s", cmd.CommandPath(), strings.Join(names, ", ")))
+}
+
 func exitCode(err error) int {
 	var ec interface{ ExitCode() int }
 	if errors.As(err, &ec) {
@@ -61,7 +80,7 @@ func newVersionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintln(cmd.OutOrStdout(), "relaycap", version)
 		},

@@ -24,7 +24,7 @@ func newServeCommand() *cobra.Command {
 		Long: `Run the daemon. SIGHUP reloads the config (accounts, limits, keys, log level);
 a bad reload keeps the running config. SIGTERM drains open transactions
 (up to 10 s) and exits.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path, cmd.Flags())
 			if err != nil {
@@ -38,7 +38,7 @@ a bad reload keeps the running config. SIGTERM drains open transactions
 				return exitError{1, err}
 			}
 			notify("READY=1")
-			return run(d, log, func() (*config.Config, error) { return config.Load(path, cmd.Flags()) })
+			return run(d, log, func() (*config.Config, error) { return config.Reload(cfg, cmd.Flags()) })
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "config file (default "+config.DefaultPath+" if it exists)")
