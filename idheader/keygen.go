@@ -30,9 +30,15 @@ func Keygen(path string, random io.Reader) (string, error) {
 	if random == nil {
 		random = rand.Reader
 	}
-	// Rotate the file a symlink points to rather than replace the link.
+	// Rotate the file a symlink points to rather than replace the link; a
+	// link to a file not there yet creates that file.
 	if p, err := filepath.EvalSymlinks(path); err == nil {
 		path = p
+	} else if target, lerr := os.Readlink(path); lerr == nil {
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
 	}
 	data, fi, err := readKeysFile(path)
 	create := errors.Is(err, fs.ErrNotExist)
@@ -40,8 +46,11 @@ func Keygen(path string, random io.Reader) (string, error) {
 		return "", err
 	}
 	var entries []entry
+	fill := false // a file with no key yet (packages create it empty)
 	if !create {
-		if entries, err = parseEntries(data); err != nil {
+		entries, err = parseEntries(data)
+		fill = errors.Is(err, ErrNoKeys)
+		if err != nil && !fill {
 			return "", fmt.Errorf("keys file %s: %w; fix it before rotating", path, err)
 		}
 	}
@@ -53,10 +62,18 @@ func Keygen(path string, random io.Reader) (string, error) {
 	if _, err := io.ReadFull(random, key); err != nil {
 		return "", fmt.Errorf("reading random key: %w", err)
 	}
-	if create {
+	switch {
+	case create:
 		data = append([]byte(newFileHeader), keyLine(id, key)...)
 		err = writeNew(path, data)
-	} else {
+	case fill:
+		if len(bytes.TrimSpace(data)) == 0 {
+			data = []byte(newFileHeader)
+		} else if data[len(data)-1] != '\n' {
+			data = append(data, '\n')
+		}
+		err = replace(path, append(data, keyLine(id, key)...), fi)
+	default:
 		data = insertLine(data, entries[0].line, keyLine(id, key))
 		err = replace(path, data, fi)
 	}

@@ -203,6 +203,56 @@ func TestKeygenFollowsSymlink(t *testing.T) {
 	}
 }
 
+// TestKeygenFillsAnEmptyFile: a packager creates the file first to set its
+// group (install -m 640 -g relaycap /dev/null id.keys); keygen fills it,
+// keeping its mode and any comment, and the daemon can then load it.
+func TestKeygenFillsAnEmptyFile(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{"empty.keys": "", "comment.keys": "# site keys\n"} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadKeyring(path); !errors.Is(err, ErrNoKeys) {
+			t.Errorf("%s before keygen: %v, want ErrNoKeys", name, err)
+		}
+		if id, err := Keygen(path, nil); err != nil || id != "1" {
+			t.Fatalf("%s: keygen %q, %v", name, id, err)
+		}
+		k, err := LoadKeyring(path)
+		if err != nil || len(k.KeyIDs()) != 1 {
+			t.Fatalf("%s after keygen: %v", name, err)
+		}
+		data, _ := os.ReadFile(path)
+		if !strings.HasPrefix(string(data), "#") || (body != "" && !strings.HasPrefix(string(data), body)) {
+			t.Errorf("%s lost its comment or got none:\n%s", name, data)
+		}
+		if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want the file's own 0600", name, fi.Mode().Perm())
+		}
+	}
+}
+
+// TestKeygenThroughDanglingSymlink: a link to a keys file not made yet
+// creates the target, and the link stays.
+func TestKeygenThroughDanglingSymlink(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "secrets"), 0o750)
+	link := filepath.Join(dir, "id.keys")
+	if err := os.Symlink("secrets/id.keys", link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Keygen(link, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("symlink replaced: %v", err)
+	}
+	if _, err := LoadKeyring(filepath.Join(dir, "secrets", "id.keys")); err != nil {
+		t.Errorf("target: %v", err)
+	}
+}
+
 func TestNextKeyID(t *testing.T) {
 	for _, c := range []struct {
 		ids  []uint16

@@ -51,6 +51,10 @@ type entry struct {
 	key  []byte
 }
 
+// ErrNoKeys means a keys file holds no key line (a file a package created
+// empty, for instance): Keygen fills it.
+var ErrNoKeys = errors.New("no keys; create one with: relaycap id keygen")
+
 // LoadKeyring reads a keys file, refusing one that others may read or write.
 func LoadKeyring(path string) (*Keyring, error) {
 	data, _, err := readKeysFile(path)
@@ -163,7 +167,7 @@ func parseEntries(data []byte) ([]entry, error) {
 		entries = append(entries, entry{line: n, id: id, key: key})
 	}
 	if len(entries) == 0 {
-		return nil, errors.New("no keys; create one with: relaycap id keygen")
+		return nil, ErrNoKeys
 	}
 	return entries, nil
 }

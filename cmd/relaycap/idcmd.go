@@ -50,14 +50,18 @@ atomically and keeps its mode, owner and group. Reload the daemon afterwards.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, statErr := os.Stat(keysFile)
+			_, loadErr := idheader.LoadKeyring(keysFile)
 			id, err := idheader.Keygen(keysFile, nil)
 			if err != nil {
 				return exitError{1, err}
 			}
 			out := cmd.OutOrStdout()
-			if statErr == nil {
+			switch {
+			case loadErr == nil:
 				fmt.Fprintf(out, "rotated %s: new sealing key id %s; older keys still open old headers\n", keysFile, id)
-			} else {
+			case statErr == nil:
+				fmt.Fprintf(out, "wrote key id %s into %s, which held no key\n", id, keysFile)
+			default:
 				fmt.Fprintf(out, "created %s (mode 0640) with key id %s\n", keysFile, id)
 				fmt.Fprintf(out, "give the daemon read access: chgrp relaycap %s\n", keysFile)
 			}
