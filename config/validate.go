@@ -85,6 +85,9 @@ func (c *Config) Validate() error {
 		oneOf(key+".status", a.Status, StatusActive, StatusSuspended, StatusTerminated)
 	}
 
+	if strings.TrimSpace(c.IDHeader.KeysFile) == "" {
+		add("id_header.keys_file: empty; every authenticated message would be deferred for want of a key")
+	}
 	if !validHeaderName(c.IDHeader.Name) {
 		add("id_header.name: %q is not a header field name", c.IDHeader.Name)
 	} else if messageHeader(c.IDHeader.Name) {

@@ -65,6 +65,9 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if err := Preflight(cfg); err != nil {
+		return nil, err
+	}
 	d := &Daemon{log: o.Logger, level: o.Level, cfg: cfg, errc: make(chan error, 3)}
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
@@ -316,7 +319,7 @@ func truncateUTF8(s string, n int) string {
 // others may read, or a broken one, is always an error.
 func loadKeys(cfg *config.Config, running *idheader.Keyring, log *slog.Logger) (*idheader.Keyring, error) {
 	keys, err := idheader.LoadKeyring(cfg.IDHeader.KeysFile)
-	if errors.Is(err, fs.ErrNotExist) && running == nil {
+	if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, idheader.ErrNoKeys)) && running == nil {
 		log.Error("no identification keys: authenticated mail is deferred (451 4.3.0) until a key exists",
 			"keys_file", cfg.IDHeader.KeysFile,
 			"fix", "relaycap id keygen --keys-file "+cfg.IDHeader.KeysFile+", then reload (SIGHUP)")

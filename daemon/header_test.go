@@ -136,24 +136,37 @@ func TestUnauthenticatedMailLosesForgeriesButGetsNoToken(t *testing.T) {
 	}
 }
 
+// TestNoKeysDefersAndCountsNothing: with no keys file, or one a package
+// created empty, the daemon starts, defers authenticated mail with 451
+// 4.3.0 and counts nothing.
 func TestNoKeysDefersAndCountsNothing(t *testing.T) {
-	td := startDaemon(t, "quota: {accounts: {alice: 5}}\n")
-	td.stop()
-	if err := removeFile(filepath.Join(td.dir, "id.keys")); err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		name  string
+		unset func(path string) error
+	}{
+		{"missing", removeFile},
+		{"empty", func(path string) error { return os.WriteFile(path, nil, 0o640) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			td := startDaemon(t, "quota: {accounts: {alice: 5}}\n")
+			td.stop()
+			if err := c.unset(filepath.Join(td.dir, "id.keys")); err != nil {
+				t.Fatal(err)
+			}
+			td.start(t)
+			s := td.milterSession(t)
+			s.mail("alice")
+			s.rcpts(2)
+			_, act := s.data(plainHeaders)
+			if act.SMTPCode != 451 || !strings.HasPrefix(act.SMTPReply, "451 4.3.0") {
+				t.Fatalf("no keys: %v, want 451 4.3.0", act)
+			}
+			if d, _ := td.Engine().Check("alice", td.clock.now()); d.Used != 0 || d.Reserved != 0 {
+				t.Fatalf("a deferred message was counted: %+v", d)
+			}
+			wantDecision(t, td.logs.String(), "alice", map[string]string{"result": "tempfail", "accepted": "0", "refused": "2"})
+		})
 	}
-	td.start(t)
-	s := td.milterSession(t)
-	s.mail("alice")
-	s.rcpts(2)
-	_, act := s.data(plainHeaders)
-	if act.SMTPCode != 451 || !strings.HasPrefix(act.SMTPReply, "451 4.3.0") {
-		t.Fatalf("no keys: %v, want 451 4.3.0", act)
-	}
-	if d, _ := td.Engine().Check("alice", td.clock.now()); d.Used != 0 || d.Reserved != 0 {
-		t.Fatalf("a deferred message was counted: %+v", d)
-	}
-	wantDecision(t, td.logs.String(), "alice", map[string]string{"result": "tempfail", "accepted": "0", "refused": "2"})
 }
 
 func TestKeysOpenToOthersStopTheStart(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relaycap/relaycap/config"
+	"github.com/relaycap/relaycap/daemon"
 )
 
 func newConfigCommand() *cobra.Command {
@@ -32,6 +33,10 @@ func newConfigCommand() *cobra.Command {
 					return exitError{2, fmt.Errorf("%d problem(s) in the configuration", len(p))}
 				}
 				return exitError{2, err}
+			}
+			if err := daemon.Preflight(cfg); err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				return exitError{2, errors.New("the configuration names files or groups that do not work")}
 			}
 			src := cfg.Path
 			if src == "" {

@@ -64,3 +64,45 @@ func TestConfigDefaultsIsAValidConfig(t *testing.T) {
 		t.Fatalf("the printed defaults do not check: %s", errs)
 	}
 }
+
+// TestConfigCheckSeesFilesAndGroups: what config.Load cannot see, a keys
+// file that will not open or a socket group that does not exist, fails
+// `config check` and makes `serve` exit 2 (no restart loop), while a keys
+// file created empty by a package is fine.
+func TestConfigCheckSeesFilesAndGroups(t *testing.T) {
+	for _, c := range []struct {
+		name, keys string
+		mode       os.FileMode
+		extra      string
+		want       string // "" = valid
+	}{
+		{"open keys file", "", 0o644, "", "chmod 640"},
+		{"garbage keys file", "not a key\n", 0o640, "", "line 1"},
+		{"unknown socket group", "", 0o640, "socket: {group: no-such-group-relaycap}\n", "socket.group"},
+		{"empty keys file", "", 0o640, "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sub := t.TempDir()
+			keys := filepath.Join(sub, "id.keys")
+			os.WriteFile(keys, []byte(c.keys), c.mode)
+			os.Chmod(keys, c.mode)
+			cfg := filepath.Join(sub, "relaycap.yaml")
+			body := "state_dir: " + sub + "/state\nmilter: {listen: \"unix:" + sub + "/m.sock\"}\npolicy: {listen: \"unix:" + sub + "/p.sock\"}\n" +
+				"id_header: {keys_file: " + keys + "}\n" + c.extra
+			os.WriteFile(cfg, []byte(body), 0o644)
+			_, errs, code := runCLI(t, "config", "check", "--config", cfg)
+			if c.want == "" {
+				if code != 0 {
+					t.Fatalf("config check: exit %d, want 0:\n%s", code, errs)
+				}
+				return
+			}
+			if code != 2 || !strings.Contains(errs, c.want) {
+				t.Errorf("config check: exit %d, want 2 naming %q:\n%s", code, c.want, errs)
+			}
+			if _, errs, code := runCLI(t, "serve", "--config", cfg); code != 2 || !strings.Contains(errs, c.want) {
+				t.Errorf("serve: exit %d, want 2 naming %q:\n%s", code, c.want, errs)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,6 +36,10 @@ a bad reload keeps the running config. SIGTERM drains open transactions
 			slog.SetDefault(log)
 			d, err := daemon.Start(cfg, daemon.Options{Logger: log, Level: level})
 			if err != nil {
+				var ce *daemon.ConfigError
+				if errors.As(err, &ce) {
+					return exitError{2, err}
+				}
 				return exitError{1, err}
 			}
 			notify("READY=1")
