@@ -72,6 +72,10 @@ atomically and keeps its mode, owner and group. Reload the daemon afterwards.`,
 	return cmd
 }
 
+// daemonConfig is the config `id decode` reads when not given one; tests
+// point it elsewhere.
+var daemonConfig = config.DefaultPath
+
 type decodeOptions struct {
 	keysFile, timezone, message, header, config string
 	json                                        bool
@@ -82,16 +86,28 @@ type decodeOptions struct {
 // "relaycap id decode --message complaint.eml" uses the daemon's keys, zone
 // and header name.
 func (o *decodeOptions) fromConfig(cmd *cobra.Command) error {
-	if o.config == "" {
-		if _, err := os.Stat(config.DefaultPath); err != nil {
+	f := cmd.Flags()
+	if f.Changed("keys-file") && f.Changed("timezone") && f.Changed("header") {
+		return nil // nothing to take from a config
+	}
+	path, implicit := o.config, o.config == ""
+	if implicit {
+		path = daemonConfig
+		if _, err := os.Stat(path); err != nil {
 			return nil
 		}
 	}
-	cfg, err := config.Load(o.config, nil)
+	cfg, err := config.Load(path, nil)
 	if err != nil {
+		if implicit {
+			// The abuse desk may not be able to read the daemon's config, or
+			// it may be broken: that must not stop a decode; the flags'
+			// defaults apply.
+			fmt.Fprintf(cmd.ErrOrStderr(), "relaycap: not using %s: %v\n", path, err)
+			return nil
+		}
 		return usageError(err)
 	}
-	f := cmd.Flags()
 	if !f.Changed("keys-file") {
 		o.keysFile = cfg.IDHeader.KeysFile
 	}

@@ -208,3 +208,29 @@ func TestIDDecodeTakesKeysAndZoneFromConfig(t *testing.T) {
 		t.Fatalf("exit %d (%v):\n%s", code, err, out)
 	}
 }
+
+// TestIDDecodeSurvivesABrokenDaemonConfig: the daemon's config, read only
+// because no --config was given, may be broken or unreadable for the abuse
+// desk; decode warns and goes on with its flags.
+func TestIDDecodeSurvivesABrokenDaemonConfig(t *testing.T) {
+	keys, token := keysAndToken(t)
+	broken := filepath.Join(t.TempDir(), "relaycap.yaml")
+	if err := os.WriteFile(broken, []byte("bogus: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := daemonConfig
+	daemonConfig = broken
+	t.Cleanup(func() { daemonConfig = old })
+	for _, args := range [][]string{
+		{"decode", "--keys-file", keys, "--timezone", "UTC", "--header", "X-Relay-ID", token},
+		{"decode", "--keys-file", keys, token},
+	} {
+		out, errs, code, err := runID(t, "", args...)
+		if code != 0 || !strings.Contains(out, "alice@example.com") {
+			t.Errorf("%v: exit %d (%v):\n%s%s", args, code, err, out, errs)
+		}
+	}
+	if _, _, code, _ := runID(t, "", "decode", "--config", broken, "--keys-file", keys, token); code != 2 {
+		t.Errorf("an explicit broken --config: exit %d, want 2", code)
+	}
+}

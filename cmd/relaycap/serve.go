@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/daemon"
@@ -65,7 +66,9 @@ loop:
 				log.Info("shutting down", "signal", s.String(), "drain", daemon.DrainTimeout)
 				break loop
 			}
-			notify("RELOADING=1")
+			// Type=notify-reload wants the monotonic time with RELOADING=1,
+			// or systemctl reload fails.
+			notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 			cfg, err := reload()
 			if err == nil {
 				err = d.Reload(cfg)
@@ -120,4 +123,13 @@ func notify(state string) {
 	}
 	defer conn.Close()
 	fmt.Fprint(conn, state)
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, as sd_notify(3) wants.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
 }

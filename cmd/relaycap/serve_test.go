@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,6 +34,27 @@ func TestServeSignals(t *testing.T) {
 		}
 	}
 	write("quota: {accounts: {alice: 0}}\n")
+
+	// systemd's side of sd_notify: a datagram socket named by NOTIFY_SOCKET.
+	notifySock := filepath.Join(dir, "notify.sock")
+	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifySock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	t.Setenv("NOTIFY_SOCKET", notifySock)
+	var notes syncutil.Buffer
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := nc.Read(buf)
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(&notes, "%s|", buf[:n])
+		}
+	}()
+
 	logs := &syncutil.Buffer{}
 	root := newRootCommand()
 	root.SetErr(logs)
@@ -100,5 +122,18 @@ func TestServeSignals(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "p.sock")); !os.IsNotExist(err) {
 		t.Errorf("policy socket left behind: %v", err)
+	}
+	// Two reloads, each announced with the monotonic time that
+	// Type=notify-reload requires, then ready again; then stopping.
+	for range 100 {
+		if strings.Contains(notes.String(), "STOPPING=1") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := notes.String()
+	reload := regexp.MustCompile(`RELOADING=1\nMONOTONIC_USEC=[1-9][0-9]*\|READY=1\|`)
+	if !strings.HasPrefix(got, "READY=1|") || len(reload.FindAllString(got, -1)) != 2 || !strings.HasSuffix(got, "STOPPING=1|") {
+		t.Errorf("sd_notify messages: %q", got)
 	}
 }
