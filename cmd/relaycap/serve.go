@@ -35,6 +35,12 @@ a bad reload keeps the running config. SIGTERM drains open transactions
 			level := new(slog.LevelVar)
 			log := newLogger(cmd.ErrOrStderr(), cfg.Log, level)
 			slog.SetDefault(log)
+			// Catch signals before the sockets exist: a SIGHUP that systemd
+			// sends right after READY=1 (or a client's first connection)
+			// must not find the default action, which ends the process.
+			sig := make(chan os.Signal, 4)
+			signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+			defer signal.Stop(sig)
 			d, err := daemon.Start(cfg, daemon.Options{Logger: log, Level: level})
 			if err != nil {
 				var ce *daemon.ConfigError
@@ -44,7 +50,7 @@ a bad reload keeps the running config. SIGTERM drains open transactions
 				return exitError{1, err}
 			}
 			notify("READY=1")
-			return run(d, log, func() (*config.Config, error) { return config.Reload(cfg, cmd.Flags()) })
+			return run(d, log, sig, func() (*config.Config, error) { return config.Reload(cfg, cmd.Flags()) })
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "config file (default "+config.DefaultPath+" if it exists)")
@@ -53,10 +59,7 @@ a bad reload keeps the running config. SIGTERM drains open transactions
 }
 
 // run handles signals until the daemon is told to stop or fails.
-func run(d *daemon.Daemon, log *slog.Logger, reload func() (*config.Config, error)) error {
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sig)
+func run(d *daemon.Daemon, log *slog.Logger, sig <-chan os.Signal, reload func() (*config.Config, error)) error {
 	var failure error
 loop:
 	for {

@@ -61,19 +61,22 @@ func TestServeSignals(t *testing.T) {
 	root.SetArgs([]string{"serve", "--config", cfg})
 	done := make(chan error, 1)
 	go func() { done <- root.Execute() }()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 30 s; log:\n%s", what, logs)
+			}
+		}
+	}
+	waitFor("READY=1", func() bool { return strings.Contains(notes.String(), "READY=1") })
 
 	ask := func() string {
 		t.Helper()
 		var c net.Conn
 		var err error
-		for range 200 {
-			if c, err = net.Dial("unix", filepath.Join(dir, "p.sock")); err == nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if err != nil {
-			t.Fatalf("policy socket: %v\n%s", err, logs)
+		if c, err = net.Dial("unix", filepath.Join(dir, "p.sock")); err != nil {
+			t.Fatalf("policy socket after READY=1: %v\n%s", err, logs)
 		}
 		defer c.Close()
 		fmt.Fprint(c, "protocol_state=RCPT\nsasl_username=alice\n\n")
@@ -85,13 +88,7 @@ func TestServeSignals(t *testing.T) {
 	}
 	waitLog := func(what string, n int) {
 		t.Helper()
-		for range 300 {
-			if strings.Count(logs.String(), what) >= n {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatalf("no %q in the log:\n%s", what, logs)
+		waitFor(fmt.Sprintf("%q in the log", what), func() bool { return strings.Count(logs.String(), what) >= n })
 	}
 	if a := ask(); !strings.HasPrefix(a, "action=REJECT 5.7.1 Account alice has no relay quota") {
 		t.Fatalf("limit 0: %q", a)
