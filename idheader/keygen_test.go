@@ -6,12 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestKeygenCreate(t *testing.T) {
@@ -165,8 +167,13 @@ func TestKeygenAtomic(t *testing.T) {
 			}
 		})
 	}
+	// Each rotation waits for a read after the previous one, so reads and
+	// rotations interleave however loaded the machine is.
 	const rotations = 60
 	for range rotations {
+		for last, deadline := reads.Load(), time.Now().Add(10*time.Second); reads.Load() == last && time.Now().Before(deadline); {
+			runtime.Gosched()
+		}
 		if _, err := Keygen(path, nil); err != nil {
 			t.Error(err)
 			break
@@ -177,6 +184,9 @@ func TestKeygenAtomic(t *testing.T) {
 	k, _ := LoadKeyring(path)
 	if len(k.KeyIDs()) != rotations+1 {
 		t.Errorf("%d keys, want %d", len(k.KeyIDs()), rotations+1)
+	}
+	if reads.Load() < rotations {
+		t.Errorf("%d reads for %d rotations: they did not interleave", reads.Load(), rotations)
 	}
 	t.Logf("%d concurrent reads, all valid", reads.Load())
 }

@@ -14,8 +14,8 @@ func TestPanicInCallbackTempfailsOnlyThatConnection(t *testing.T) {
 	sock, engine, logs := serve(t, nil, Settings{IDHeader: "X-Relay-ID", Seal: func(Stamp) (string, error) { panic("boom") }})
 	for i := range 3 { // limit 2: a leaked reservation would refuse the third
 		_, act, err := transaction(t, sock)
-		if err == nil && act.Type != gomilter.ActionTempFail {
-			t.Fatalf("try %d: %v, want a temporary failure", i, act)
+		if err != nil || act == nil || act.Type != gomilter.ActionTempFail {
+			t.Fatalf("try %d: %v, %v; want a temporary failure", i, act, err)
 		}
 		if d := waitIdle(engine); d.Reserved != 0 || d.Used != 0 {
 			t.Fatalf("try %d: after the panic %+v, want nothing held or counted", i, d)

@@ -174,7 +174,8 @@ func commitForever(dir string) {
 
 // TestCloseWaitsForCommitsInFlight: commits racing Close either finish
 // before Badger closes, and are then durable, or fail with ErrClosed; none
-// panics, hangs or is half done.
+// panics, hangs or is half done. Writers keep committing until they are
+// refused, and Close comes once some commits are in.
 func TestCloseWaitsForCommitsInFlight(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, Options{HistoryDays: 1, SyncWrites: true})
@@ -183,32 +184,36 @@ func TestCloseWaitsForCommitsInFlight(t *testing.T) {
 	}
 	var ok, refused atomic.Int64
 	var wg sync.WaitGroup
-	start := make(chan struct{})
 	// One account per goroutine: the engine serialises an account's
 	// commits, and the store relies on it.
 	const writers = 8
 	for i := range writers {
 		wg.Go(func() {
-			<-start
-			for range 50 {
+			for {
 				_, err := s.AddUsage(fmt.Sprint("user", i), []quota.DayCount{{Day: "2026-11-27", N: 1}})
 				switch {
 				case err == nil:
 					ok.Add(1)
 				case errors.Is(err, ErrClosed):
 					refused.Add(1)
+					return
 				default:
 					t.Errorf("commit racing Close: %v", err)
+					return
 				}
 			}
 		})
 	}
-	close(start)
-	time.Sleep(5 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); ok.Load() < writers && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
+	if ok.Load() == 0 || refused.Load() != writers {
+		t.Fatalf("%d commits before Close, %d writers refused after; want some and all %d", ok.Load(), refused.Load(), writers)
+	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
@@ -228,5 +233,4 @@ func TestCloseWaitsForCommitsInFlight(t *testing.T) {
 	if n != ok.Load() {
 		t.Errorf("after reopen usage %d, want the %d acknowledged commits", n, ok.Load())
 	}
-	t.Logf("%d commits acknowledged before Close, %d refused after", ok.Load(), refused.Load())
 }
