@@ -68,7 +68,7 @@ func transaction(t *testing.T, sock string) (rcpt, final *gomilter.Action, err e
 // waitIdle waits until the engine holds no reservation for alice.
 func waitIdle(engine *quota.Engine) quota.Decision {
 	var d quota.Decision
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if d, _ = engine.Check("alice", testNow); d.Reserved == 0 {
 			break
 		}

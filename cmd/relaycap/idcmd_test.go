@@ -229,6 +229,12 @@ func TestIDDecodeSurvivesABrokenDaemonConfig(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "alice@example.com") {
 			t.Errorf("%v: exit %d (%v):\n%s%s", args, code, err, out, errs)
 		}
+		// With every flag given the config is not read at all; otherwise
+		// decode says it is not using it.
+		warned := strings.Contains(errs, "not using "+broken) && strings.Contains(errs, "bogus")
+		if all := len(args) == 8; warned == all {
+			t.Errorf("%v: warning shown %v, want %v:\n%s", args, warned, !all, errs)
+		}
 	}
 	if _, _, code, _ := runID(t, "", "decode", "--config", broken, "--keys-file", keys, token); code != 2 {
 		t.Errorf("an explicit broken --config: exit %d, want 2", code)

@@ -3,6 +3,7 @@
 package e2e_test
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -14,9 +15,9 @@ import (
 // would say 550.
 func TestRefusedLogins(t *testing.T) {
 	sc := begin(t, true)
-	for _, c := range []struct{ name, account string }{
-		{"suspended", "suspended@example.com"},
-		{"unprovisioned", "stranger@example.com"},
+	for _, c := range []struct{ name, account, why string }{
+		{"suspended", "suspended@example.com", "Account suspended@example.com is suspended"},
+		{"unprovisioned", "stranger@example.com", "Account stranger@example.com has no relay quota"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for _, l := range []int{0, 4} { // a STARTTLS and an implicit-TLS listener
@@ -26,7 +27,11 @@ func TestRefusedLogins(t *testing.T) {
 					sc.errorf(t, "AUTH: %v, want 235 (Dovecot knows the login)", e)
 				}
 				for _, rc := range to {
-					sc.wantReply(t, "RCPT "+rc, r.Rcpts()[rc], 554, "5.7.1")
+					e := r.Rcpts()[rc]
+					sc.wantReply(t, "RCPT "+rc, e, 554, "5.7.1")
+					if !strings.Contains(e.Text, c.why) {
+						sc.errorf(t, "RCPT %s: %q does not say %q", rc, e.Text, c.why)
+					}
 				}
 				if r.Accepted() || r.ExitCode != 24 {
 					sc.errorf(t, "exit %d, want 24 (no RCPT accepted) and no DATA: %s", r.ExitCode, r.Summary())
