@@ -89,6 +89,24 @@ func (m *rawMTA) ask(b []byte) byte {
 	return body[0]
 }
 
+// connectMailRcpt opens a message of alice with one recipient, each step
+// answered "continue".
+func (m *rawMTA) connectMailRcpt() {
+	m.t.Helper()
+	for _, step := range []struct {
+		name string
+		pkt  []byte
+	}{
+		{"CONNECT", packet('C', "client\x004\x00\x19192.0.2.1\x00")},
+		{"MAIL", append(packet('D', "M{auth_authen}\x00alice\x00"), packet('M', "<a@example.org>\x00")...)},
+		{"RCPT", packet('R', "<b@example.net>\x00")},
+	} {
+		if code := m.ask(step.pkt); code != 'c' {
+			m.t.Fatalf("%s answered %q", step.name, code)
+		}
+	}
+}
+
 // closed waits for the server to end the connection.
 func (m *rawMTA) closed() error {
 	m.c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -123,16 +141,7 @@ func TestMalformedPacketsEndOnlyTheirConnection(t *testing.T) {
 			off := len(logs.String())
 			m := dialRaw(t, sock)
 			if c.reserved {
-				if code := m.ask(packet('C', "client\x004\x00\x19192.0.2.1\x00")); code != 'c' {
-					t.Fatalf("CONNECT answered %q", code)
-				}
-				m.send(packet('D', "M{auth_authen}\x00alice\x00"))
-				if code := m.ask(packet('M', "<a@example.org>\x00")); code != 'c' {
-					t.Fatalf("MAIL answered %q", code)
-				}
-				if code := m.ask(packet('R', "<b@example.net>\x00")); code != 'c' {
-					t.Fatalf("RCPT answered %q", code)
-				}
+				m.connectMailRcpt()
 				if d, _ := engine.Check("alice", testNow); d.Reserved != 1 {
 					t.Fatalf("%d reserved after one RCPT, want 1", d.Reserved)
 				}

@@ -24,12 +24,7 @@ func TestCommandsWithoutMailAreRefused(t *testing.T) {
 	}
 
 	m = dialRaw(t, sock)
-	m.ask(connect)
-	m.send(packet('D', "M{auth_authen}\x00alice\x00"))
-	m.ask(packet('M', "<a@example.org>\x00"))
-	if code := m.ask(packet('R', "<b@example.net>\x00")); code != 'c' {
-		t.Fatalf("RCPT after MAIL answered %q", code)
-	}
+	m.connectMailRcpt()
 	m.send(packet('A', ""))
 	if code := m.ask(packet('R', "<c@example.net>\x00")); code != 'y' {
 		t.Errorf("RCPT after abort answered %q, want a 4xx reply (y)", code)

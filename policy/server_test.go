@@ -15,6 +15,27 @@ import (
 	"github.com/relaycap/relaycap/quota/badgerstore"
 )
 
+// servePolicy serves the policy service over store (default limit 10) on
+// a socket in a temp dir and returns it with one client connection.
+func servePolicy(t *testing.T, store quota.Store, o Options) (*Server, net.Conn) {
+	t.Helper()
+	engine, _ := quota.NewEngine(store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 10})
+	srv := NewServer(engine, Settings{}, o)
+	sock := filepath.Join(t.TempDir(), "p.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return srv, c
+}
+
 // TestStoreFailureDefers closes the database under a running service: the
 // answer must be a temporary refusal, never DUNNO (which would let the
 // milter decide on a store it cannot read either, or let mail through
@@ -24,20 +45,7 @@ func TestStoreFailureDefers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine, _ := quota.NewEngine(store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 10})
-	srv := NewServer(engine, Settings{}, Options{})
-	sock := filepath.Join(t.TempDir(), "p.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	c, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := servePolicy(t, store, Options{})
 	r := bufio.NewReader(c)
 	ask := func() string {
 		fmt.Fprint(c, "protocol_state=RCPT\nsasl_username=alice\n\n")
@@ -80,20 +88,7 @@ func TestShutdownEndsAConnectionAfterItsReply(t *testing.T) {
 	}
 	defer bs.Close()
 	store := &blockingStore{Store: bs, entered: make(chan struct{}, 1), release: make(chan struct{})}
-	engine, _ := quota.NewEngine(store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 10})
-	srv := NewServer(engine, Settings{}, Options{ReadTimeout: time.Hour})
-	sock := filepath.Join(t.TempDir(), "p.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	c, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	srv, c := servePolicy(t, store, Options{ReadTimeout: time.Hour})
 	fmt.Fprint(c, "protocol_state=RCPT\nsasl_username=alice\n\n")
 	<-store.entered // the request is being answered
 
