@@ -65,8 +65,8 @@ func (c *Config) Validate() error {
 		add("quota.default_daily_limit: %d is negative", c.Quota.DefaultDailyLimit)
 	}
 	oneOf("quota.over_quota", c.Quota.OverQuota, "defer", "reject")
-	if c.Store.MinFreeMB < 0 {
-		add("store.min_free_mb: %d is negative", c.Store.MinFreeMB)
+	if c.Store.MinFreeMB < 0 || c.Store.MinFreeMB > 1<<30 {
+		add("store.min_free_mb: %d is not between 0 and %d (1 PiB)", c.Store.MinFreeMB, 1<<30)
 	}
 	if c.Quota.HistoryDays < 1 {
 		add("quota.history_days: %d is less than 1", c.Quota.HistoryDays)

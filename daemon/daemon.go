@@ -312,11 +312,12 @@ func truncateUTF8(s string, n int) string {
 	return s[:n]
 }
 
-// loadKeys loads the identification keys. A missing file is not fatal
-// while no keys are running: relaycap runs and defers every authenticated
-// message until a key exists (never a counted message without its header).
-// Once keys run, a missing file is an error, so a reload keeps them. A file
-// others may read, or a broken one, is always an error.
+// loadKeys loads the identification keys. A missing file, or one with no
+// key yet, is not fatal while no keys are running: relaycap runs and
+// defers every authenticated message until a key exists (never a counted
+// message without its header). Once keys run, either is an error, so a
+// reload keeps them. A file others may read, or a broken one, is always an
+// error.
 func loadKeys(cfg *config.Config, running *idheader.Keyring, log *slog.Logger) (*idheader.Keyring, error) {
 	keys, err := idheader.LoadKeyring(cfg.IDHeader.KeysFile)
 	if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, idheader.ErrNoKeys)) && running == nil {

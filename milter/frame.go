@@ -14,7 +14,7 @@ import (
 // 64 KiB and a header as long as its header_size_limit (100 KiB by
 // default); go-milter itself would allocate up to 512 MiB for a length
 // prefix before it looks at the data.
-const maxPacket = 1 << 20
+const maxPacket = 16 << 20
 
 // errMalformed marks a packet the MTA should never send.
 var errMalformed = errors.New("malformed milter packet")

@@ -131,7 +131,7 @@ func TestMalformedPacketsEndOnlyTheirConnection(t *testing.T) {
 		want     string
 	}{
 		{"empty packet", []byte{0, 0, 0, 0}, true, "length 0"},
-		{"oversized packet", []byte{0x00, 0x20, 0x00, 0x00, 'B'}, true, "length 2097152"},
+		{"oversized packet", []byte{0x02, 0x00, 0x00, 0x00, 'B'}, true, "length 33554432"},
 		{"RCPT address without NUL", packet('R', "<c@example.net>"), true, "RCPT address without its NUL"},
 		{"MAIL address without NUL", packet('M', "<a@example.org>"), true, "MAIL address without its NUL"},
 		{"CONNECT with a host name only", packet('C', "host\x00"), false, "CONNECT without host name"},

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/spf13/cobra"
 
@@ -36,6 +37,9 @@ func newConfigCommand() *cobra.Command {
 			}
 			if err := daemon.Preflight(cfg); err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				if errors.Is(err, fs.ErrPermission) {
+					fmt.Fprintln(cmd.ErrOrStderr(), "(run config check as root or as the daemon's user, who can read the keys file)")
+				}
 				return exitError{2, errors.New("the configuration names files or groups that do not work")}
 			}
 			src := cfg.Path

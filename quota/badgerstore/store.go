@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -44,8 +45,10 @@ type Store struct {
 	// Every operation holds mu for reading; Close takes it for writing, so
 	// it waits for a commit in flight instead of closing Badger under it
 	// (Badger would panic or hang on its closed write channel).
-	mu     sync.RWMutex
-	closed bool
+	mu        sync.RWMutex
+	closed    bool
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // ErrClosed is returned by operations after Close.
@@ -76,7 +79,11 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	// Opening writes too (new memtable files, a replayed log).
+	// Opening writes too (new memtable files, a replayed log). Badger would
+	// create the directory; statfs needs it now.
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
 	if err := checkSpace(dir, o.MinFreeBytes); err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
@@ -119,18 +126,18 @@ func Open(dir string, o Options) (*Store, error) {
 }
 
 // Close waits for operations in flight, then flushes and closes the
-// database. Later calls return nil.
+// database. Every call, also a concurrent one, returns once the database
+// is closed, with the result of the first.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
 		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.mu.Unlock()
-	close(s.stop)
-	s.done.Wait()
-	return s.db.Close()
+		close(s.stop)
+		s.done.Wait()
+		s.closeErr = s.db.Close()
+	})
+	return s.closeErr
 }
 
 func usageKey(account string, day quota.Day) []byte {
