@@ -104,6 +104,7 @@ func load(path string, flags *pflag.FlagSet, useEnv bool) (*Config, error) {
 		if err != nil {
 			return nil, err
 		}
+		probs = append(probs, decimalMode(path)...)
 		probs = append(probs, caseClashes(raw, "")...)
 		quota, _ := raw["quota"].(map[string]any)
 		accounts, _ := quota["accounts"].(map[string]any)
@@ -238,6 +239,38 @@ func readYAML(path string) (map[string]any, error) {
 		return nil, fmt.Errorf("%s: the file holds no settings (write {} if that is meant)", path)
 	}
 	return m, nil
+}
+
+// decimalMode reports socket.mode written as a plain number: YAML reads
+// 440 as decimal (0670 as a mode), which is never what was meant; a
+// leading 0 (0440) or quotes ("0440") make it octal.
+func decimalMode(path string) Problems {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil // readYAML has read it; a race is reported there next time
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return nil
+	}
+	mode := lookupNode(lookupNode(doc.Content[0], "socket"), "mode")
+	if mode == nil || mode.Tag != "!!int" || strings.HasPrefix(mode.Value, "0") {
+		return nil
+	}
+	return Problems{fmt.Sprintf("socket.mode: %s is a decimal number; write the octal mode with a leading 0 or quoted, like \"0%s\"", mode.Value, mode.Value)}
+}
+
+// lookupNode returns the value of key in a YAML mapping node, or nil.
+func lookupNode(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if strings.EqualFold(m.Content[i].Value, key) {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // nilAccounts reports accounts written with no value ("alice:"), which viper
