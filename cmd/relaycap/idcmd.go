@@ -26,13 +26,8 @@ func newIDCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "id",
 		Short: "Create or rotate identification keys; decode identification headers",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usageError(fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()))
-			}
-			cmd.Help()
-			return usageError(errors.New("missing subcommand: keygen or decode"))
-		},
+		Args:  subcommandOnly,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return subcommandOnly(cmd, nil) },
 	}
 	cmd.AddCommand(newIDKeygenCommand(), newIDDecodeCommand())
 	return cmd

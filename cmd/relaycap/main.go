@@ -63,9 +63,10 @@ func subcommandOnly(cmd *cobra.Command, args []string) error {
 		}
 	}
 	if len(args) > 0 {
-		return usageError(fmt.Errorf("unknown command %q for %s; try one of: %s", args[0], cmd.CommandPath(), strings.Join(names, ", ")))
+		return usageError(fmt.Errorf("unknown command %q for %q; try one of: %s", args[0], cmd.CommandPath(), strings.Join(names, ", ")))
 	}
-	return usageError(fmt.Errorf("%s needs a command: %s", cmd.CommandPath(), strings.Join(names, ", ")))
+	cmd.Help()
+	return usageError(fmt.Errorf("%s: missing subcommand: %s", cmd.CommandPath(), strings.Join(names, ", ")))
 }
 
 func exitCode(err error) int {
