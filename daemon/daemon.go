@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -65,13 +64,15 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if err := Preflight(cfg); err != nil {
+	keys, err := preflight(cfg)
+	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{log: o.Logger, level: o.Level, cfg: cfg, errc: make(chan error, 3)}
-	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
+	if keys == nil {
+		logNoKeys(cfg, o.Logger)
 	}
+	d := &Daemon{log: o.Logger, level: o.Level, cfg: cfg, errc: make(chan error, 3), keys: keys}
+	// Open creates the directory.
 	store, err := badgerstore.Open(cfg.StateDir, badgerstore.Options{
 		HistoryDays:  cfg.Quota.HistoryDays,
 		SyncWrites:   cfg.Store.SyncWrites,
@@ -91,11 +92,6 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	if d.engine, err = quota.NewEngine(store, engineSettings(cfg)); err != nil {
 		return nil, err
 	}
-	keys, err := loadKeys(cfg, nil, o.Logger)
-	if err != nil {
-		return nil, err
-	}
-	d.keys = keys
 	d.milter = milter.NewServer(d.engine, milterSettings(cfg, keys), milter.Options{
 		Logger: o.Logger, Now: o.Now,
 		ReadTimeout: cfg.Milter.ReadTimeout, WriteTimeout: cfg.Milter.WriteTimeout,
@@ -320,16 +316,25 @@ func truncateUTF8(s string, n int) string {
 // error.
 func loadKeys(cfg *config.Config, running *idheader.Keyring, log *slog.Logger) (*idheader.Keyring, error) {
 	keys, err := idheader.LoadKeyring(cfg.IDHeader.KeysFile)
-	if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, idheader.ErrNoKeys)) && running == nil {
-		log.Error("no identification keys: authenticated mail is deferred (451 4.3.0) until a key exists",
-			"keys_file", cfg.IDHeader.KeysFile,
-			"fix", "relaycap id keygen --keys-file "+cfg.IDHeader.KeysFile+", then reload (SIGHUP)")
+	if noKeys(err) && running == nil {
+		logNoKeys(cfg, log)
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	return keys, nil
+}
+
+// noKeys tells a keys file that is missing or holds no key yet.
+func noKeys(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, idheader.ErrNoKeys)
+}
+
+func logNoKeys(cfg *config.Config, log *slog.Logger) {
+	log.Error("no identification keys: authenticated mail is deferred (451 4.3.0) until a key exists",
+		"keys_file", cfg.IDHeader.KeysFile,
+		"fix", "relaycap id keygen --keys-file "+cfg.IDHeader.KeysFile+", then reload (SIGHUP)")
 }
 
 func parseLevel(s string) slog.Level {

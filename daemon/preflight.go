@@ -3,7 +3,6 @@ package daemon
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os/user"
 	"strings"
 
@@ -25,9 +24,16 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // daemon starts and defers authenticated mail until a key exists.
 // `relaycap config check` runs it too.
 func Preflight(cfg *config.Config) error {
+	_, err := preflight(cfg)
+	return err
+}
+
+// preflight is Preflight returning the keys it loaded, so that Start reads
+// the file once: nil when the file is missing or holds no key yet.
+func preflight(cfg *config.Config) (*idheader.Keyring, error) {
 	var errs []error
-	_, err := idheader.LoadKeyring(cfg.IDHeader.KeysFile)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, idheader.ErrNoKeys) {
+	keys, err := idheader.LoadKeyring(cfg.IDHeader.KeysFile)
+	if err != nil && !noKeys(err) {
 		errs = append(errs, fmt.Errorf("id_header.keys_file: %w", err))
 	}
 	unixSocket := strings.HasPrefix(cfg.Milter.Listen, "unix:") || strings.HasPrefix(cfg.Policy.Listen, "unix:")
@@ -37,7 +43,7 @@ func Preflight(cfg *config.Config) error {
 		}
 	}
 	if len(errs) > 0 {
-		return &ConfigError{errors.Join(errs...)}
+		return nil, &ConfigError{errors.Join(errs...)}
 	}
-	return nil
+	return keys, nil
 }
