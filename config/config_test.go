@@ -233,7 +233,7 @@ func TestFullExample(t *testing.T) {
 	same(t, got, want)
 
 	// The example must stay complete when a key is added to the table.
-	raw, err := readYAML(path)
+	raw, _, err := readYAML(path)
 	if err != nil {
 		t.Fatal(err)
 	}

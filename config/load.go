@@ -100,11 +100,11 @@ func load(path string, flags *pflag.FlagSet, useEnv bool) (*Config, error) {
 	var probs Problems
 	var extraNames map[string]string
 	if path != "" {
-		raw, err := readYAML(path)
+		raw, doc, err := readYAML(path)
 		if err != nil {
 			return nil, err
 		}
-		probs = append(probs, decimalMode(path)...)
+		probs = append(probs, decimalMode(doc)...)
 		probs = append(probs, caseClashes(raw, "")...)
 		quota, _ := raw["quota"].(map[string]any)
 		accounts, _ := quota["accounts"].(map[string]any)
@@ -189,7 +189,7 @@ func (c *Config) mergeAccountsFile() Problems {
 		file = filepath.Join(filepath.Dir(c.Path), file)
 		c.Quota.AccountsFile = file
 	}
-	raw, err := readYAML(file)
+	raw, _, err := readYAML(file)
 	if err != nil {
 		return Problems{"quota.accounts_file: " + err.Error()}
 	}
@@ -217,40 +217,41 @@ func (c *Config) mergeAccountsFile() Problems {
 
 // readYAML reads a YAML mapping. Only regular files: a config naming
 // /dev/zero or a FIFO must fail, not hang.
-func readYAML(path string) (map[string]any, error) {
+func readYAML(path string) (map[string]any, *yaml.Node, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
+		return nil, nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	// Parsed once: the node keeps how values were written (decimalMode),
+	// the map is what viper takes.
+	var doc yaml.Node
 	var m map[string]any
-	if err := yaml.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := doc.Decode(&m); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if m == nil {
 		// Most likely caught half-written by a reload: taking it as "no
 		// settings" would drop every account. {} says so on purpose.
-		return nil, fmt.Errorf("%s: the file holds no settings (write {} if that is meant)", path)
+		return nil, nil, fmt.Errorf("%s: the file holds no settings (write {} if that is meant)", path)
 	}
-	return m, nil
+	return m, &doc, nil
 }
 
 // decimalMode reports socket.mode written as a plain number: YAML reads
 // 440 as decimal (0670 as a mode), which is never what was meant; a
 // leading 0 (0440) or quotes ("0440") make it octal.
-func decimalMode(path string) Problems {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil // readYAML has read it; a race is reported there next time
-	}
-	var doc yaml.Node
-	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+func decimalMode(doc *yaml.Node) Problems {
+	if len(doc.Content) == 0 {
 		return nil
 	}
 	mode := lookupNode(lookupNode(doc.Content[0], "socket"), "mode")
