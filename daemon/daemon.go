@@ -89,7 +89,7 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 			d.closeAll()
 		}
 	}()
-	if d.engine, err = quota.NewEngine(store, engineSettings(cfg)); err != nil {
+	if d.engine, err = quota.NewEngine(store, store, engineSettings(cfg)); err != nil {
 		return nil, err
 	}
 	d.milter = milter.NewServer(d.engine, milterSettings(cfg, keys), milter.Options{

@@ -19,7 +19,7 @@ var testNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 // serve starts a milter server over an engine on store (a Badger store in
 // a temp dir if nil) and returns its socket, engine and log.
-func serve(t testing.TB, store quota.Store, set Settings) (sock string, engine *quota.Engine, logs *syncutil.Buffer) {
+func serve(t testing.TB, store stores, set Settings) (sock string, engine *quota.Engine, logs *syncutil.Buffer) {
 	t.Helper()
 	if store == nil {
 		bs, err := badgerstore.Open(t.TempDir(), badgerstore.Options{HistoryDays: 1})
@@ -29,7 +29,7 @@ func serve(t testing.TB, store quota.Store, set Settings) (sock string, engine *
 		t.Cleanup(func() { bs.Close() })
 		store = bs
 	}
-	engine, _ = quota.NewEngine(store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 2})
+	engine, _ = quota.NewEngine(store, store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 2})
 	logs = &syncutil.Buffer{}
 	srv := NewServer(engine, set, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: func() time.Time { return testNow }})
 	sock = filepath.Join(t.TempDir(), "m.sock")
@@ -74,4 +74,11 @@ func waitIdle(engine *quota.Engine) quota.Decision {
 		}
 	}
 	return d
+}
+
+// stores is what a test engine runs over: usage and accounts, from one
+// Badger store or a wrapper of one.
+type stores interface {
+	quota.Store
+	quota.Accounts
 }

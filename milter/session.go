@@ -118,6 +118,13 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 		s.logNothingCounted(queueID, accepted, "tempfail", err)
 		return respond(reply.TemporaryFailure())
 	}
+	if !d.Allowed() {
+		// Suspended or terminated since its recipients were accepted: the
+		// whole message is refused, its reservations are released.
+		r := reply.ForDecision(d, s.set.OverQuotaReject)
+		s.logNothingCounted(queueID, accepted, "refused", nil, "verdict", d.Verdict, "reply", r.String())
+		return respond(r)
+	}
 	s.srv.log.Info("decision", "account", d.Account.Name, "queue_id", queueID,
 		"accepted", accepted, "refused", s.refused, "used", d.Used, "limit", d.Limit, "result", "accept")
 	return gomilter.RespAccept, nil
@@ -188,9 +195,9 @@ func (s *session) logAborted(m gomilter.Modifier, result string) {
 
 // logNothingCounted writes the decision line of a message that ended with
 // nothing counted: the held relays join the refused recipients.
-func (s *session) logNothingCounted(queueID string, held int64, result string, err error) {
-	args := []any{"account", quota.NormalizeName(s.login), "queue_id", queueID,
-		"accepted", 0, "refused", s.refused + int(held), "result", result}
+func (s *session) logNothingCounted(queueID string, held int64, result string, err error, more ...any) {
+	args := append([]any{"account", quota.NormalizeName(s.login), "queue_id", queueID,
+		"accepted", 0, "refused", s.refused + int(held), "result", result}, more...)
 	if err != nil {
 		s.srv.log.Error("decision", append(args, "err", err)...)
 		return

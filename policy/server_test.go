@@ -17,9 +17,9 @@ import (
 
 // servePolicy serves the policy service over store (default limit 10) on
 // a socket in a temp dir and returns it with one client connection.
-func servePolicy(t *testing.T, store quota.Store, o Options) (*Server, net.Conn) {
+func servePolicy(t *testing.T, store stores, o Options) (*Server, net.Conn) {
 	t.Helper()
-	engine, _ := quota.NewEngine(store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 10})
+	engine, _ := quota.NewEngine(store, store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 10})
 	srv := NewServer(engine, Settings{}, o)
 	sock := filepath.Join(t.TempDir(), "p.sock")
 	ln, err := net.Listen("unix", sock)
@@ -116,4 +116,11 @@ func (s *Server) isClosing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closing
+}
+
+// stores is what a test engine runs over: usage and accounts, from one
+// Badger store or a wrapper of one.
+type stores interface {
+	quota.Store
+	quota.Accounts
 }

@@ -41,9 +41,13 @@ const (
 type Account struct {
 	Name       string
 	DailyLimit int64
+	TopUp      int64 // today-only relays bought for the day it was looked up on
 	Status     Status
 	Source     Source
 }
+
+// Limit is the relays the account may send on the day it was looked up on.
+func (a Account) Limit() int64 { return a.DailyLimit + a.TopUp }
 
 // NormalizeName maps a login to the key accounts are stored under. Logins are
 // case-insensitive: the config loader lowercases keys, and two logins that

@@ -10,7 +10,8 @@ import (
 // relay (lookup, per-account lock, reserve, commit) over a map store;
 // badgerstore's benchmark adds the database.
 func BenchmarkEngineReserveCommit(b *testing.B) {
-	e, _ := NewEngine(newMemStore(), Settings{Location: newYork, DefaultDailyLimit: 1 << 40})
+	st := newMemStore()
+	e, _ := NewEngine(st, st, Settings{Location: newYork, DefaultDailyLimit: 1 << 40})
 	now := at("2026-11-27 12:00:00")
 	var next atomic.Int64
 	b.ReportAllocs()

@@ -5,6 +5,7 @@
 package quota
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -56,6 +57,7 @@ func (t *Txn) add(day Day) {
 // commits never conflict.
 type Engine struct {
 	store    Store
+	accounts Accounts
 	settings atomic.Pointer[Settings]
 
 	mu    sync.Mutex
@@ -70,9 +72,10 @@ type acctState struct {
 	reserved map[Day]int64 // guarded by mu
 }
 
-// NewEngine returns an engine over store with the given settings.
-func NewEngine(store Store, s Settings) (*Engine, error) {
-	e := &Engine{store: store, accts: make(map[string]*acctState)}
+// NewEngine returns an engine counting in store, with the store-managed
+// accounts in accounts and the given settings.
+func NewEngine(store Store, accounts Accounts, s Settings) (*Engine, error) {
+	e := &Engine{store: store, accounts: accounts, accts: make(map[string]*acctState)}
 	if err := e.SetSettings(s); err != nil {
 		return nil, err
 	}
@@ -102,34 +105,66 @@ func (e *Engine) SetSettings(s Settings) error {
 	return nil
 }
 
-// Lookup resolves a login: a file-managed account wins over a store-managed
-// one; any other login gets the default daily limit.
-func (e *Engine) Lookup(login string) (Account, error) {
+// Lookup resolves a login on day: a file-managed account wins over a
+// store-managed one; any other login gets the default daily limit. A
+// store-managed account's TopUp is what was bought for day alone.
+func (e *Engine) Lookup(login string, day Day) (Account, error) {
 	name := NormalizeName(login)
 	s := e.settings.Load()
 	if a, ok := s.Accounts[name]; ok {
 		return a, nil
 	}
-	a, ok, err := e.store.Account(name)
+	// The milter and policy callbacks have no context of their own; the
+	// store's own timeouts bound this read.
+	r, ok, err := e.accounts.Account(context.Background(), name)
 	if err != nil {
 		return Account{}, fmt.Errorf("%w: account %q: %w", ErrStore, name, err)
 	}
 	if ok {
-		a.Name, a.Source = name, FromStore
-		return a, nil
+		return Account{Name: name, DailyLimit: r.DailyLimit, TopUp: r.TopUp(day), Status: r.Status, Source: FromStore}, nil
 	}
 	return Account{Name: name, DailyLimit: s.DefaultDailyLimit, Status: StatusActive, Source: FromDefault}, nil
+}
+
+// FileManaged reports whether name is an account of the config file, which
+// the admin API must leave alone.
+func (e *Engine) FileManaged(name string) bool {
+	_, ok := e.settings.Load().Accounts[NormalizeName(name)]
+	return ok
+}
+
+// Location is the zone days are counted in.
+func (e *Engine) Location() *time.Location { return e.settings.Load().Location }
+
+// Usage is login's day so far: what Check sees, without a verdict on one
+// more relay, and with the usage also of a suspended account.
+func (e *Engine) Usage(login string, now time.Time) (Decision, error) {
+	day := DayOf(now, e.settings.Load().Location)
+	acct, err := e.Lookup(login, day)
+	if err != nil {
+		return Decision{}, err
+	}
+	used, err := e.store.Usage(acct.Name, day)
+	if err != nil {
+		return Decision{}, fmt.Errorf("%w: usage of %q on %s: %w", ErrStore, acct.Name, day, err)
+	}
+	st := e.lock(acct.Name)
+	defer e.unlock(acct.Name, st)
+	d := Decision{Account: acct, Day: day, Used: used, Reserved: st.reserved[day],
+		Limit: acct.Limit(), ResetAt: NextMidnight(now, e.settings.Load().Location)}
+	d.Verdict = verdictOf(acct.Status)
+	return d, nil
 }
 
 // Check answers whether login may relay one more recipient now, counting the
 // reservations of open transactions. It changes nothing: the policy service
 // uses it as the early gate.
 func (e *Engine) Check(login string, now time.Time) (Decision, error) {
-	acct, err := e.Lookup(login)
+	day := DayOf(now, e.settings.Load().Location)
+	acct, err := e.Lookup(login, day)
 	if err != nil {
 		return Decision{}, err
 	}
-	day := DayOf(now, e.settings.Load().Location)
 	st := e.lock(acct.Name)
 	defer e.unlock(acct.Name, st)
 	return e.decide(acct, day, st, now)
@@ -138,14 +173,14 @@ func (e *Engine) Check(login string, now time.Time) (Decision, error) {
 // Reserve holds one relay for login in txn if used + reserved + 1 <= limit.
 // A refused reservation leaves txn as it was.
 func (e *Engine) Reserve(txn *Txn, login string, now time.Time) (Decision, error) {
-	acct, err := e.Lookup(login)
+	day := DayOf(now, e.settings.Load().Location)
+	acct, err := e.Lookup(login, day)
 	if err != nil {
 		return Decision{}, err
 	}
 	if len(txn.days) > 0 && txn.account != acct.Name {
 		return Decision{}, fmt.Errorf("quota: transaction of %q cannot reserve for %q", txn.account, acct.Name)
 	}
-	day := DayOf(now, e.settings.Load().Location)
 	st := e.lock(acct.Name)
 	defer e.unlock(acct.Name, st)
 	d, err := e.decide(acct, day, st, now)
@@ -160,14 +195,19 @@ func (e *Engine) Reserve(txn *Txn, login string, now time.Time) (Decision, error
 }
 
 // Commit adds txn's reserved relays to their days' usage, durably and in
-// one write, and empties txn. On a store failure nothing is counted, the
-// reservations are dropped, and the error wraps ErrStore. The decision
-// reports the last day the transaction reserved on.
+// one write, and empties txn. An account suspended or terminated since its
+// recipients were reserved gets that verdict instead: the message is
+// refused, its reservations are released and nothing is counted. On a
+// store failure nothing is counted, the reservations are dropped, and the
+// error wraps ErrStore. The decision reports the last day the transaction
+// reserved on.
 func (e *Engine) Commit(txn *Txn, now time.Time) (Decision, error) {
 	if len(txn.days) == 0 {
 		return Decision{}, nil
 	}
-	acct, lookupErr := e.Lookup(txn.account)
+	last := len(txn.days) - 1
+	day := txn.days[last].Day
+	acct, lookupErr := e.Lookup(txn.account, day)
 	st := e.lock(txn.account)
 	defer e.unlock(txn.account, st)
 	days := txn.days
@@ -178,21 +218,34 @@ func (e *Engine) Commit(txn *Txn, now time.Time) (Decision, error) {
 	if lookupErr != nil {
 		return Decision{}, lookupErr
 	}
+	d := Decision{
+		Verdict:  verdictOf(acct.Status),
+		Account:  acct,
+		Day:      day,
+		Reserved: st.reserved[day],
+		Limit:    acct.Limit(),
+		ResetAt:  NextMidnight(now, e.settings.Load().Location),
+	}
+	if !d.Allowed() {
+		return d, nil
+	}
 	totals, err := e.store.AddUsage(acct.Name, days)
 	if err != nil {
 		return Decision{}, fmt.Errorf("%w: commit %v relays of %q: %w", ErrStore, days, acct.Name, err)
 	}
-	last := len(days) - 1
-	day := days[last].Day
-	return Decision{
-		Verdict:  Allowed,
-		Account:  acct,
-		Day:      day,
-		Used:     totals[last],
-		Reserved: st.reserved[day],
-		Limit:    acct.DailyLimit,
-		ResetAt:  NextMidnight(now, e.settings.Load().Location),
-	}, nil
+	d.Used = totals[last]
+	return d, nil
+}
+
+// verdictOf is the verdict an account's status alone gives.
+func verdictOf(s Status) Verdict {
+	switch s {
+	case StatusSuspended:
+		return Suspended
+	case StatusTerminated:
+		return Terminated
+	}
+	return Allowed
 }
 
 // Release drops txn's reservations without counting them (abort, RSET, a
@@ -215,7 +268,7 @@ func (e *Engine) decide(acct Account, day Day, st *acctState, now time.Time) (De
 	d := Decision{
 		Account:  acct,
 		Day:      day,
-		Limit:    acct.DailyLimit,
+		Limit:    acct.Limit(),
 		Reserved: st.reserved[day],
 		ResetAt:  NextMidnight(now, s.Location),
 	}
@@ -226,7 +279,7 @@ func (e *Engine) decide(acct Account, day Day, st *acctState, now time.Time) (De
 	case acct.Status == StatusTerminated:
 		d.Verdict = Terminated
 		return d, nil
-	case acct.DailyLimit <= 0:
+	case d.Limit <= 0:
 		d.Verdict = NotProvisioned
 		return d, nil
 	}
@@ -235,7 +288,7 @@ func (e *Engine) decide(acct Account, day Day, st *acctState, now time.Time) (De
 		return Decision{}, fmt.Errorf("%w: usage of %q on %s: %w", ErrStore, acct.Name, day, err)
 	}
 	d.Used = used
-	if used+d.Reserved+1 > acct.DailyLimit {
+	if used+d.Reserved+1 > d.Limit {
 		d.Verdict = OverQuota
 		return d, nil
 	}

@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -11,15 +12,16 @@ import (
 
 // memStore is a map-backed Store for the engine's unit tests.
 type memStore struct {
+	Accounts
 	mu       sync.Mutex
 	usage    map[string]int64
-	accounts map[string]Account
+	accounts map[string]AccountRecord
 	fail     error
 	readOnly error // Writable's answer: a disk low on space
 }
 
 func newMemStore() *memStore {
-	return &memStore{usage: map[string]int64{}, accounts: map[string]Account{}}
+	return &memStore{usage: map[string]int64{}, accounts: map[string]AccountRecord{}}
 }
 
 func (m *memStore) Usage(a string, d Day) (int64, error) {
@@ -51,28 +53,20 @@ func (m *memStore) AddUsage(a string, add []DayCount) ([]int64, error) {
 	return totals, nil
 }
 
-func (m *memStore) Account(n string) (Account, bool, error) {
+// Account is the one Accounts method the engine calls; the embedded nil
+// Accounts panics on any other.
+func (m *memStore) Account(_ context.Context, n string) (AccountRecord, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	a, ok := m.accounts[n]
-	return a, ok, nil
+	return a, ok, m.fail
 }
 
-func (m *memStore) PutAccount(a Account) error {
+func (m *memStore) putAccount(a AccountRecord) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.accounts[a.Name] = a
-	return nil
 }
-
-func (m *memStore) DeleteAccount(n string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.accounts, n)
-	return nil
-}
-
-func (m *memStore) Accounts() ([]Account, error) { return nil, nil }
 
 var newYork = mustZone("America/New_York")
 
@@ -95,7 +89,7 @@ func at(s string) time.Time {
 func newEngine(t *testing.T, accounts map[string]Account) (*Engine, *memStore) {
 	t.Helper()
 	st := newMemStore()
-	e, err := NewEngine(st, Settings{Location: newYork, Accounts: accounts})
+	e, err := NewEngine(st, st, Settings{Location: newYork, Accounts: accounts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +232,7 @@ func TestUnknownLoginGetsDefaultLimit(t *testing.T) {
 	if got := send(t, e, "Stranger", 5, now); got != 3 {
 		t.Fatalf("default 3: accepted %d", got)
 	}
-	st.PutAccount(Account{Name: "stranger", DailyLimit: 4, Status: StatusActive})
+	st.putAccount(AccountRecord{Name: "stranger", DailyLimit: 4, Status: StatusActive})
 	if got := send(t, e, "STRANGER", 5, now); got != 1 {
 		t.Fatalf("store account with limit 4 after 3 used: accepted %d, want 1", got)
 	}
@@ -382,5 +376,38 @@ func TestMessageOverMidnight(t *testing.T) {
 	}
 	if d.Resets() != "2026-11-29 00:00 EST" {
 		t.Fatalf("reset after commit: %s", d.Resets())
+	}
+}
+
+func TestStoreAccountLimitIncludesTheDaysTopUps(t *testing.T) {
+	e, st := newEngine(t, nil)
+	st.putAccount(AccountRecord{Name: "carol", DailyLimit: 2, Status: StatusActive,
+		TopUps: []DayCount{{Day: "2026-11-27", N: 3}}})
+	if got := send(t, e, "carol", 9, at("2026-11-27 10:00:00")); got != 5 {
+		t.Fatalf("limit 2 + top-up 3: accepted %d, want 5", got)
+	}
+	d, err := e.Check("carol", at("2026-11-28 00:00:00"))
+	if err != nil || !d.Allowed() || d.Limit != 2 {
+		t.Fatalf("the next day: %+v, %v; want allowed with limit 2 (the top-up gone)", d, err)
+	}
+}
+
+func TestCommitRefusesAnAccountSuspendedSinceItsReservation(t *testing.T) {
+	e, st := newEngine(t, nil)
+	now := at("2026-11-27 10:00:00")
+	st.putAccount(AccountRecord{Name: "dave", DailyLimit: 10, Status: StatusActive})
+	var txn Txn
+	for range 2 {
+		if d, err := e.Reserve(&txn, "dave", now); err != nil || !d.Allowed() {
+			t.Fatalf("reserve: %v, %v", d.Verdict, err)
+		}
+	}
+	st.putAccount(AccountRecord{Name: "dave", DailyLimit: 10, Status: StatusSuspended})
+	d, err := e.Commit(&txn, now)
+	if err != nil || d.Verdict != Suspended {
+		t.Fatalf("commit after suspension: %v, %v; want suspended", d.Verdict, err)
+	}
+	if st.usage["dave|2026-11-27"] != 0 || txn.Reserved() != 0 || len(e.accts) != 0 {
+		t.Fatalf("a refused commit counted %d, left %d reserved", st.usage["dave|2026-11-27"], txn.Reserved())
 	}
 }

@@ -12,8 +12,8 @@ type DayCount struct {
 	N   int64
 }
 
-// Store keeps what must survive a restart: the daily usage of each account
-// and the store-managed accounts. The Engine serialises calls per account,
+// Store keeps the daily usage of each account, the hot path of every
+// relay; the store-managed accounts are behind Accounts. The Engine serialises calls per account,
 // so an implementation need not guard one account's counter against itself.
 type Store interface {
 	// Usage returns the relays committed for account on day.
@@ -26,12 +26,4 @@ type Store interface {
 	// that lasts, such as a nearly full disk, so that the engine refuses a
 	// recipient before the client sends its message, not after.
 	Writable() error
-	// Account returns the store-managed account name, if there is one.
-	Account(name string) (Account, bool, error)
-	// PutAccount creates or replaces a store-managed account.
-	PutAccount(a Account) error
-	// DeleteAccount removes a store-managed account; usage stays.
-	DeleteAccount(name string) error
-	// Accounts lists the store-managed accounts.
-	Accounts() ([]Account, error)
 }

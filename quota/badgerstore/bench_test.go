@@ -21,7 +21,7 @@ func BenchmarkReserveCommit(b *testing.B) {
 			}
 			defer s.Close()
 			loc, _ := time.LoadLocation("America/New_York")
-			e, _ := quota.NewEngine(s, quota.Settings{Location: loc, DefaultDailyLimit: 1 << 40})
+			e, _ := quota.NewEngine(s, s, quota.Settings{Location: loc, DefaultDailyLimit: 1 << 40})
 			now := time.Date(2026, 11, 27, 12, 0, 0, 0, loc)
 			var next atomic.Int64
 			b.ReportAllocs()

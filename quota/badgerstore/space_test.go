@@ -1,10 +1,12 @@
 package badgerstore
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/relaycap/relaycap/quota"
 )
@@ -53,10 +55,15 @@ func TestLowDiskRefusesWritesAndCountsNothing(t *testing.T) {
 	if _, err := s.AddUsage("alice", add); !errors.Is(err, ErrLowSpace) {
 		t.Errorf("AddUsage: %v, want ErrLowSpace", err)
 	}
-	if err := s.PutAccount(quota.Account{Name: "bob", DailyLimit: 5, Status: quota.StatusActive}); !errors.Is(err, ErrLowSpace) {
-		t.Errorf("PutAccount: %v, want ErrLowSpace", err)
+	ctx := context.Background()
+	limit := int64(5)
+	if _, err := s.UpdateAccount(ctx, "bob", quota.Change{DailyLimit: &limit}.Apply("bob")); !errors.Is(err, ErrLowSpace) {
+		t.Errorf("UpdateAccount: %v, want ErrLowSpace", err)
 	}
-	if err := s.DeleteAccount("bob"); !errors.Is(err, ErrLowSpace) {
+	if _, _, err := s.Purchase(ctx, quota.Purchase{ID: "p1", Account: "bob", Relays: 1, Day: "2026-11-27"}); !errors.Is(err, ErrLowSpace) {
+		t.Errorf("Purchase: %v, want ErrLowSpace", err)
+	}
+	if err := s.DeleteAccount(ctx, "bob", quota.Deletion("test", "", time.Time{}, "")); !errors.Is(err, ErrLowSpace) {
 		t.Errorf("DeleteAccount: %v, want ErrLowSpace", err)
 	}
 	if n, err := s.Usage("alice", "2026-11-27"); err != nil || n != 2 {

@@ -1,17 +1,18 @@
 // Package badgerstore keeps relaycap's usage counters and store-managed
-// accounts in an embedded Badger database. One process owns the directory
+// accounts (with their purchases and audit trail) in an embedded Badger
+// database. One process owns the directory
 // (Badger locks it); every commit is one Badger transaction.
 package badgerstore
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -45,8 +46,12 @@ type Store struct {
 	// Every operation holds mu for reading; Close takes it for writing, so
 	// it waits for a commit in flight instead of closing Badger under it
 	// (Badger would panic or hang on its closed write channel).
-	mu        sync.RWMutex
-	closed    bool
+	mu     sync.RWMutex
+	closed bool
+	// acctMu serialises the writes of Accounts: they are rare, and a
+	// single writer never meets a Badger conflict.
+	acctMu    sync.Mutex
+	auditSeq  atomic.Uint32
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -66,7 +71,10 @@ func (s *Store) enter() error {
 
 func (s *Store) leave() { s.mu.RUnlock() }
 
-var _ quota.Store = (*Store)(nil)
+var (
+	_ quota.Store    = (*Store)(nil)
+	_ quota.Accounts = (*Store)(nil)
+)
 
 // ErrLocked means another process holds the state directory.
 var ErrLocked = errors.New("state directory is in use by another process (is relaycap already running?)")
@@ -144,8 +152,6 @@ func usageKey(account string, day quota.Day) []byte {
 	return []byte("u/" + account + "\x00" + string(day))
 }
 
-func accountKey(name string) []byte { return []byte("a/" + name) }
-
 // Usage returns the relays committed for account on day.
 func (s *Store) Usage(account string, day quota.Day) (int64, error) {
 	if err := s.enter(); err != nil {
@@ -214,97 +220,20 @@ func readCount(txn *badger.Txn, key []byte) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return countOf(item)
+}
+
+// countOf decodes a usage record.
+func countOf(item *badger.Item) (int64, error) {
 	var n int64
-	err = item.Value(func(v []byte) error {
+	err := item.Value(func(v []byte) error {
 		if len(v) != 8 {
-			return fmt.Errorf("usage record %q has %d bytes, want 8", key, len(v))
+			return fmt.Errorf("usage record %q has %d bytes, want 8", item.Key(), len(v))
 		}
 		n = int64(binary.BigEndian.Uint64(v))
 		return nil
 	})
 	return n, err
-}
-
-// accountRecord is how an account is stored; the name is the key.
-type accountRecord struct {
-	DailyLimit int64        `json:"daily_limit"`
-	Status     quota.Status `json:"status"`
-}
-
-// Account returns the store-managed account name.
-func (s *Store) Account(name string) (quota.Account, bool, error) {
-	if err := s.enter(); err != nil {
-		return quota.Account{}, false, err
-	}
-	defer s.leave()
-	var rec accountRecord
-	found := false
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(accountKey(name))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		found = true
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) })
-	})
-	if err != nil || !found {
-		return quota.Account{}, false, err
-	}
-	return quota.Account{Name: name, DailyLimit: rec.DailyLimit, Status: rec.Status, Source: quota.FromStore}, true, nil
-}
-
-// PutAccount creates or replaces a store-managed account.
-func (s *Store) PutAccount(a quota.Account) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.leave()
-	if err := s.Writable(); err != nil {
-		return err
-	}
-	v, err := json.Marshal(accountRecord{DailyLimit: a.DailyLimit, Status: a.Status})
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(accountKey(a.Name), v) })
-}
-
-// DeleteAccount removes a store-managed account.
-func (s *Store) DeleteAccount(name string) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.leave()
-	if err := s.Writable(); err != nil {
-		return err
-	}
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Delete(accountKey(name)) })
-}
-
-// Accounts lists the store-managed accounts.
-func (s *Store) Accounts() ([]quota.Account, error) {
-	if err := s.enter(); err != nil {
-		return nil, err
-	}
-	defer s.leave()
-	var out []quota.Account
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("a/"), PrefetchValues: true, PrefetchSize: 100})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var rec accountRecord
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
-				return err
-			}
-			name := strings.TrimPrefix(string(it.Item().Key()), "a/")
-			out = append(out, quota.Account{Name: name, DailyLimit: rec.DailyLimit, Status: rec.Status, Source: quota.FromStore})
-		}
-		return nil
-	})
-	return out, err
 }
 
 // collectGarbage reclaims value-log space now and then; Badger leaves that

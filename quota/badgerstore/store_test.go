@@ -61,34 +61,11 @@ func TestSecondOpenFailsClearly(t *testing.T) {
 	}
 }
 
-func TestAccounts(t *testing.T) {
-	s := open(t, t.TempDir())
-	defer s.Close()
-	if _, ok, err := s.Account("bob@example.com"); ok || err != nil {
-		t.Fatalf("missing account: %v %v", ok, err)
-	}
-	want := quota.Account{Name: "bob@example.com", DailyLimit: 10, Status: quota.StatusSuspended, Source: quota.FromStore}
-	if err := s.PutAccount(want); err != nil {
-		t.Fatal(err)
-	}
-	got, ok, err := s.Account("bob@example.com")
-	if !ok || err != nil || got != want {
-		t.Fatalf("got %+v %v %v, want %+v", got, ok, err, want)
-	}
-	if all, _ := s.Accounts(); len(all) != 1 || all[0] != want {
-		t.Fatalf("list: %+v", all)
-	}
-	s.DeleteAccount("bob@example.com")
-	if _, ok, _ := s.Account("bob@example.com"); ok {
-		t.Fatal("deleted account still there")
-	}
-}
-
 func TestEngineOnBadgerNeverExceedsLimit(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	loc, _ := time.LoadLocation("America/New_York")
-	e, err := quota.NewEngine(s, quota.Settings{Location: loc, Accounts: map[string]quota.Account{"alice": {DailyLimit: 100}}})
+	e, err := quota.NewEngine(s, s, quota.Settings{Location: loc, Accounts: map[string]quota.Account{"alice": {DailyLimit: 100}}})
 	if err != nil {
 		t.Fatal(err)
 	}
