@@ -62,7 +62,7 @@ func TestAbortAndCloseRelease(t *testing.T) {
 		d, err := td.Engine().Check("alice", td.clock.now())
 		return err == nil && d.Reserved == 0
 	})
-	if d, _ := td.Engine().Check("alice", td.clock.now()); d.Used != 0 {
+	if d := td.check(t, "alice"); d.Used != 0 {
 		t.Fatalf("nothing was committed, used = %d", d.Used)
 	}
 }
@@ -296,7 +296,7 @@ func TestReloadKeepsTheZone(t *testing.T) {
 	s.rcpts(1)
 	s.data(plainHeaders)
 	td.reload(t, "quota: {timezone: UTC, accounts: {alice: 1}}\n")
-	if d, _ := td.Engine().Check("alice", td.clock.now()); d.Allowed() || d.Day != "2026-11-27" {
+	if d := td.check(t, "alice"); d.Allowed() || d.Day != "2026-11-27" {
 		t.Fatalf("after a reload naming another zone: %v on %s, want the running zone's day, used up", d.Verdict, d.Day)
 	}
 	if !strings.Contains(td.logs.String(), "setting=quota.timezone") {
@@ -320,7 +320,7 @@ func TestShutdownReleasesOpenTransactions(t *testing.T) {
 	td.Daemon = nil
 	wantDecision(t, td.logs.String(), "alice", map[string]string{"result": "connection_lost", "accepted": "0", "refused": "2"})
 	td.start(t)
-	if d, _ := td.Engine().Check("alice", td.clock.now()); d.Used != 0 {
+	if d := td.check(t, "alice"); d.Used != 0 {
 		t.Fatalf("after the restart: %+v, want nothing counted", d)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/idheader"
 	"github.com/relaycap/relaycap/internal/syncutil"
+	"github.com/relaycap/relaycap/quota"
 )
 
 // testDaemon is the serve wiring on unix sockets in a temp dir.
@@ -290,6 +291,17 @@ func wantDecision(t testing.TB, logs, account string, want map[string]string) {
 			t.Fatalf("decision line for %s: %s=%q, want %q (line %v)", account, k, got[k], v, got)
 		}
 	}
+}
+
+// check asks the running engine about login at the test clock's time and
+// fails the test on an error, so no assertion reads a zero Decision.
+func (td *testDaemon) check(t testing.TB, login string) quota.Decision {
+	t.Helper()
+	d, err := td.Engine().Check(login, td.clock.now())
+	if err != nil {
+		t.Fatalf("check %s: %v", login, err)
+	}
+	return d
 }
 
 func removeFile(path string) error { return os.Remove(path) }

@@ -161,7 +161,7 @@ func TestNoKeysDefersAndCountsNothing(t *testing.T) {
 			if act.SMTPCode != 451 || !strings.HasPrefix(act.SMTPReply, "451 4.3.0") {
 				t.Fatalf("no keys: %v, want 451 4.3.0", act)
 			}
-			if d, _ := td.Engine().Check("alice", td.clock.now()); d.Used != 0 || d.Reserved != 0 {
+			if d := td.check(t, "alice"); d.Used != 0 || d.Reserved != 0 {
 				t.Fatalf("a deferred message was counted: %+v", d)
 			}
 			wantDecision(t, td.logs.String(), "alice", map[string]string{"result": "tempfail", "accepted": "0", "refused": "2"})
@@ -238,7 +238,7 @@ func TestReloadWithoutKeysFileKeepsRunningKeys(t *testing.T) {
 	if _, act := s.data(plainHeaders); act.Type != gomilter.ActionAccept {
 		t.Fatalf("after the failed reload: %v, want the running keys to seal", act)
 	}
-	if d, _ := td.Engine().Check("alice", td.clock.now()); d.Limit != 10 {
+	if d := td.check(t, "alice"); d.Limit != 10 {
 		t.Fatalf("the failed reload applied the new limit %d", d.Limit)
 	}
 }

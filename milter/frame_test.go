@@ -142,7 +142,7 @@ func TestMalformedPacketsEndOnlyTheirConnection(t *testing.T) {
 			m := dialRaw(t, sock)
 			if c.reserved {
 				m.connectMailRcpt()
-				if d, _ := engine.Check("alice", testNow); d.Reserved != 1 {
+				if d := check(t, engine); d.Reserved != 1 {
 					t.Fatalf("%d reserved after one RCPT, want 1", d.Reserved)
 				}
 			}
@@ -150,7 +150,7 @@ func TestMalformedPacketsEndOnlyTheirConnection(t *testing.T) {
 			if err := m.closed(); err != nil {
 				t.Fatal(err)
 			}
-			if d := waitIdle(engine); d.Reserved != 0 {
+			if d := waitIdle(t, engine); d.Reserved != 0 {
 				t.Errorf("%d relays still held after the connection ended", d.Reserved)
 			}
 			if log := logs.String()[off:]; !strings.Contains(log, "closing milter connection") || !strings.Contains(log, c.want) {

@@ -29,7 +29,10 @@ func serve(t testing.TB, store stores, set Settings) (sock string, engine *quota
 		t.Cleanup(func() { bs.Close() })
 		store = bs
 	}
-	engine, _ = quota.NewEngine(store, store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 2})
+	engine, err := quota.NewEngine(store, store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
 	logs = &syncutil.Buffer{}
 	srv := NewServer(engine, set, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: func() time.Time { return testNow }})
 	sock = filepath.Join(t.TempDir(), "m.sock")
@@ -65,13 +68,27 @@ func transaction(t *testing.T, sock string) (rcpt, final *gomilter.Action, err e
 	return rcpt, final, err
 }
 
-// waitIdle waits until the engine holds no reservation for alice.
-func waitIdle(engine *quota.Engine) quota.Decision {
-	var d quota.Decision
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if d, _ = engine.Check("alice", testNow); d.Reserved == 0 {
-			break
+// waitIdle waits until the engine holds no reservation for alice and
+// returns that decision; an error from the engine fails the test, so no
+// "nothing held or counted" check can pass on a zero Decision.
+func waitIdle(t *testing.T, engine *quota.Engine) quota.Decision {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		d := check(t, engine)
+		if d.Reserved == 0 || time.Now().After(deadline) {
+			return d
 		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// check asks the engine about alice at testNow; an error fails the test.
+func check(t *testing.T, engine *quota.Engine) quota.Decision {
+	t.Helper()
+	d, err := engine.Check("alice", testNow)
+	if err != nil {
+		t.Fatalf("check alice: %v", err)
 	}
 	return d
 }

@@ -32,7 +32,7 @@ func TestCommandsWithoutMailAreRefused(t *testing.T) {
 	if code := m.ask(packet('E', "")); code != 't' {
 		t.Errorf("end of message after abort answered %q, want tempfail (t)", code)
 	}
-	if d := waitIdle(engine); d.Used != 0 || d.Reserved != 0 {
+	if d := waitIdle(t, engine); d.Used != 0 || d.Reserved != 0 {
 		t.Errorf("alice used=%d reserved=%d, want nothing", d.Used, d.Reserved)
 	}
 	if !strings.Contains(logs.String(), "RCPT without MAIL") {

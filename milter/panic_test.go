@@ -17,7 +17,7 @@ func TestPanicInCallbackTempfailsOnlyThatConnection(t *testing.T) {
 		if err != nil || act == nil || act.Type != gomilter.ActionTempFail {
 			t.Fatalf("try %d: %v, %v; want a temporary failure", i, act, err)
 		}
-		if d := waitIdle(engine); d.Reserved != 0 || d.Used != 0 {
+		if d := waitIdle(t, engine); d.Reserved != 0 || d.Used != 0 {
 			t.Fatalf("try %d: after the panic %+v, want nothing held or counted", i, d)
 		}
 	}

@@ -60,7 +60,7 @@ func TestStoreFailureIsATemporaryFailure(t *testing.T) {
 	if err != nil || rcpt.StopProcessing() || final.SMTPCode != 451 || !strings.HasPrefix(final.SMTPReply, "451 4.3.0") {
 		t.Fatalf("unwritable store at end of message: rcpt %v, final %v, %v; want 451 4.3.0 at the end", rcpt, final, err)
 	}
-	if d := waitIdle(engine); d.Used != 0 || d.Reserved != 0 {
+	if d := waitIdle(t, engine); d.Used != 0 || d.Reserved != 0 {
 		t.Fatalf("after the failures: %+v, want nothing counted or held", d)
 	}
 	if !strings.Contains(logs.String(), "result=tempfail") || !strings.Contains(logs.String(), "no space left on device") {
@@ -70,7 +70,7 @@ func TestStoreFailureIsATemporaryFailure(t *testing.T) {
 	if _, final, err := transaction(t, sock); err != nil || final.Type != gomilter.ActionAccept {
 		t.Fatalf("after recovery: %v %v, want accept", final, err)
 	}
-	if d, _ := engine.Check("alice", testNow); d.Used != 1 {
+	if d := check(t, engine); d.Used != 1 {
 		t.Fatalf("after recovery: used %d, want 1", d.Used)
 	}
 }

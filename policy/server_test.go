@@ -19,7 +19,10 @@ import (
 // a socket in a temp dir and returns it with one client connection.
 func servePolicy(t *testing.T, store stores, o Options) (*Server, net.Conn) {
 	t.Helper()
-	engine, _ := quota.NewEngine(store, store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 10})
+	engine, err := quota.NewEngine(store, store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := NewServer(engine, Settings{}, o)
 	sock := filepath.Join(t.TempDir(), "p.sock")
 	ln, err := net.Listen("unix", sock)

@@ -8,19 +8,21 @@ import (
 // Verdict is the engine's answer for one more relay.
 type Verdict int
 
-// The verdicts. Only Allowed lets a recipient through.
+// The verdicts. Only Allowed lets a recipient through. The zero Verdict is
+// none of them: a Decision left unset by a swallowed error never allows.
 const (
-	Allowed        Verdict = iota
-	OverQuota              // today's limit is used up; resets at local midnight
-	Suspended              // the account is suspended
-	Terminated             // the account is terminated
-	NotProvisioned         // the login has no relays at all (limit 0)
+	NoVerdict      Verdict = iota // no decision was made
+	Allowed                       // one more relay may go out
+	OverQuota                     // today's limit is used up; resets at local midnight
+	Suspended                     // the account is suspended
+	Terminated                    // the account is terminated
+	NotProvisioned                // the login has no relays at all (limit 0)
 )
 
-var verdictNames = [...]string{"allowed", "over_quota", "suspended", "terminated", "not_provisioned"}
+var verdictNames = [...]string{"none", "allowed", "over_quota", "suspended", "terminated", "not_provisioned"}
 
 func (v Verdict) String() string {
-	if int(v) < len(verdictNames) {
+	if v >= 0 && int(v) < len(verdictNames) {
 		return verdictNames[v]
 	}
 	return fmt.Sprintf("verdict(%d)", int(v))

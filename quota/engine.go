@@ -296,6 +296,7 @@ func (e *Engine) decide(acct Account, day Day, st *acctState, now time.Time) (De
 	if err := e.store.Writable(); err != nil {
 		return Decision{}, fmt.Errorf("%w: %w", ErrStore, err)
 	}
+	d.Verdict = Allowed
 	return d, nil
 }
 

@@ -117,6 +117,35 @@ func send(t *testing.T, e *Engine, login string, n int, now time.Time) int {
 	return ok
 }
 
+// check is e.Check that fails the test on an error, so no assertion ever
+// reads the zero Decision an error comes with.
+func check(t *testing.T, e *Engine, login string, now time.Time) Decision {
+	t.Helper()
+	d, err := e.Check(login, now)
+	if err != nil {
+		t.Fatalf("check %s: %v", login, err)
+	}
+	return d
+}
+
+// reserve is e.Reserve that fails the test on an error.
+func reserve(t *testing.T, e *Engine, txn *Txn, login string, now time.Time) Decision {
+	t.Helper()
+	d, err := e.Reserve(txn, login, now)
+	if err != nil {
+		t.Fatalf("reserve for %s: %v", login, err)
+	}
+	return d
+}
+
+// setSettings is e.SetSettings that fails the test on an error.
+func setSettings(t *testing.T, e *Engine, s Settings) {
+	t.Helper()
+	if err := e.SetSettings(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestDayLengthsFollowTheZone(t *testing.T) {
 	cases := []struct {
 		day   string
@@ -207,10 +236,10 @@ func TestSuspensionBetweenTwoRecipients(t *testing.T) {
 	e, _ := newEngine(t, map[string]Account{"alice": {DailyLimit: 10}})
 	now := at("2026-11-27 10:00:00")
 	var txn Txn
-	if d, _ := e.Reserve(&txn, "alice", now); !d.Allowed() {
+	if d := reserve(t, e, &txn, "alice", now); !d.Allowed() {
 		t.Fatalf("first rcpt: %v", d.Verdict)
 	}
-	e.SetSettings(Settings{Location: newYork, Accounts: map[string]Account{"alice": {DailyLimit: 10, Status: StatusSuspended}}})
+	setSettings(t, e, Settings{Location: newYork, Accounts: map[string]Account{"alice": {DailyLimit: 10, Status: StatusSuspended}}})
 	d, err := e.Reserve(&txn, "alice", now)
 	if err != nil || d.Verdict != Suspended {
 		t.Fatalf("second rcpt after suspension: %v, %v", d.Verdict, err)
@@ -224,11 +253,11 @@ func TestSuspensionBetweenTwoRecipients(t *testing.T) {
 func TestUnknownLoginGetsDefaultLimit(t *testing.T) {
 	e, st := newEngine(t, nil)
 	now := at("2026-11-27 10:00:00")
-	d, _ := e.Check("stranger", now)
+	d := check(t, e, "stranger", now)
 	if d.Verdict != NotProvisioned {
 		t.Fatalf("default 0: %v, want not_provisioned", d.Verdict)
 	}
-	e.SetSettings(Settings{Location: newYork, DefaultDailyLimit: 3})
+	setSettings(t, e, Settings{Location: newYork, DefaultDailyLimit: 3})
 	if got := send(t, e, "Stranger", 5, now); got != 3 {
 		t.Fatalf("default 3: accepted %d", got)
 	}
@@ -236,8 +265,8 @@ func TestUnknownLoginGetsDefaultLimit(t *testing.T) {
 	if got := send(t, e, "STRANGER", 5, now); got != 1 {
 		t.Fatalf("store account with limit 4 after 3 used: accepted %d, want 1", got)
 	}
-	e.SetSettings(Settings{Location: newYork, Accounts: map[string]Account{"stranger": {DailyLimit: 1}}})
-	if d, _ := e.Check("stranger", now); d.Verdict != OverQuota || d.Account.Source != FromFile {
+	setSettings(t, e, Settings{Location: newYork, Accounts: map[string]Account{"stranger": {DailyLimit: 1}}})
+	if d := check(t, e, "stranger", now); d.Verdict != OverQuota || d.Account.Source != FromFile {
 		t.Fatalf("file account must win: %+v", d)
 	}
 }
@@ -247,13 +276,13 @@ func TestReleaseAndAbort(t *testing.T) {
 	now := at("2026-11-27 10:00:00")
 	var txn Txn
 	for range 3 {
-		e.Reserve(&txn, "alice", now)
+		reserve(t, e, &txn, "alice", now)
 	}
-	if d, _ := e.Check("alice", now); d.Verdict != OverQuota || d.Reserved != 3 {
+	if d := check(t, e, "alice", now); d.Verdict != OverQuota || d.Reserved != 3 {
 		t.Fatalf("held reservations must count: %+v", d)
 	}
 	e.Release(&txn)
-	if d, _ := e.Check("alice", now); !d.Allowed() || d.Reserved != 0 || d.Used != 0 {
+	if d := check(t, e, "alice", now); !d.Allowed() || d.Reserved != 0 || d.Used != 0 {
 		t.Fatalf("after release: %+v", d)
 	}
 	if st.usage["alice|2026-11-27"] != 0 {
@@ -268,7 +297,7 @@ func TestStoreFailureCountsNothing(t *testing.T) {
 	e, st := newEngine(t, map[string]Account{"alice": {DailyLimit: 3}})
 	now := at("2026-11-27 10:00:00")
 	var txn Txn
-	e.Reserve(&txn, "alice", now)
+	reserve(t, e, &txn, "alice", now)
 	st.fail = errors.New("disk full")
 	if _, err := e.Commit(&txn, now); !errors.Is(err, ErrStore) {
 		t.Fatalf("commit on a failing store: %v, want ErrStore", err)
@@ -277,7 +306,7 @@ func TestStoreFailureCountsNothing(t *testing.T) {
 		t.Fatalf("check on a failing store: %v", err)
 	}
 	st.fail = nil
-	if d, _ := e.Check("alice", now); d.Used != 0 || d.Reserved != 0 {
+	if d := check(t, e, "alice", now); d.Used != 0 || d.Reserved != 0 {
 		t.Fatalf("failed commit left something behind: %+v", d)
 	}
 }
@@ -354,17 +383,17 @@ func TestConcurrentReservationsNeverExceedLimit(t *testing.T) {
 func TestMessageOverMidnight(t *testing.T) {
 	e, st := newEngine(t, map[string]Account{"alice": {DailyLimit: 1}})
 	var txn Txn
-	if d, _ := e.Reserve(&txn, "alice", at("2026-11-27 23:59:59")); !d.Allowed() {
+	if d := reserve(t, e, &txn, "alice", at("2026-11-27 23:59:59")); !d.Allowed() {
 		t.Fatalf("23:59:59: %v", d.Verdict)
 	}
-	if d, _ := e.Reserve(&txn, "alice", at("2026-11-27 23:59:59")); d.Verdict != OverQuota || d.Resets() != "2026-11-28 00:00 EST" {
+	if d := reserve(t, e, &txn, "alice", at("2026-11-27 23:59:59")); d.Verdict != OverQuota || d.Resets() != "2026-11-28 00:00 EST" {
 		t.Fatalf("second relay at 23:59:59: %v resetting %s", d.Verdict, d.Resets())
 	}
 	midnight := at("2026-11-28 00:00:00")
-	if d, _ := e.Check("alice", midnight); !d.Allowed() {
+	if d := check(t, e, "alice", midnight); !d.Allowed() {
 		t.Fatalf("policy at 00:00:00: %v", d.Verdict)
 	}
-	if d, _ := e.Reserve(&txn, "alice", midnight); !d.Allowed() || d.Day != "2026-11-28" {
+	if d := reserve(t, e, &txn, "alice", midnight); !d.Allowed() || d.Day != "2026-11-28" {
 		t.Fatalf("milter at 00:00:00: %v on %s, want allowed on the new day", d.Verdict, d.Day)
 	}
 	d, err := e.Commit(&txn, at("2026-11-28 00:00:02"))
