@@ -109,8 +109,13 @@ func (e *Engine) SetSettings(s Settings) error {
 // store-managed one; any other login gets the default daily limit. A
 // store-managed account's TopUp is what was bought for day alone.
 func (e *Engine) Lookup(login string, day Day) (Account, error) {
+	return e.lookup(e.settings.Load(), login, day)
+}
+
+// Each public call loads the settings once and decides with that snapshot,
+// so a reload in the middle of a call cannot mix two zones or two limits.
+func (e *Engine) lookup(s *Settings, login string, day Day) (Account, error) {
 	name := NormalizeName(login)
-	s := e.settings.Load()
 	if a, ok := s.Accounts[name]; ok {
 		return a, nil
 	}
@@ -139,8 +144,9 @@ func (e *Engine) Location() *time.Location { return e.settings.Load().Location }
 // Usage is login's day so far: what Check sees, without a verdict on one
 // more relay, and with the usage also of a suspended account.
 func (e *Engine) Usage(login string, now time.Time) (Decision, error) {
-	day := DayOf(now, e.settings.Load().Location)
-	acct, err := e.Lookup(login, day)
+	s := e.settings.Load()
+	day := DayOf(now, s.Location)
+	acct, err := e.lookup(s, login, day)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -151,7 +157,7 @@ func (e *Engine) Usage(login string, now time.Time) (Decision, error) {
 	st := e.lock(acct.Name)
 	defer e.unlock(acct.Name, st)
 	d := Decision{Account: acct, Day: day, Used: used, Reserved: st.reserved[day],
-		Limit: acct.Limit(), ResetAt: NextMidnight(now, e.settings.Load().Location)}
+		Limit: acct.Limit(), ResetAt: NextMidnight(now, s.Location)}
 	d.Verdict = verdictOf(acct.Status)
 	return d, nil
 }
@@ -160,21 +166,23 @@ func (e *Engine) Usage(login string, now time.Time) (Decision, error) {
 // reservations of open transactions. It changes nothing: the policy service
 // uses it as the early gate.
 func (e *Engine) Check(login string, now time.Time) (Decision, error) {
-	day := DayOf(now, e.settings.Load().Location)
-	acct, err := e.Lookup(login, day)
+	s := e.settings.Load()
+	day := DayOf(now, s.Location)
+	acct, err := e.lookup(s, login, day)
 	if err != nil {
 		return Decision{}, err
 	}
 	st := e.lock(acct.Name)
 	defer e.unlock(acct.Name, st)
-	return e.decide(acct, day, st, now)
+	return e.decide(s, acct, day, st, now)
 }
 
 // Reserve holds one relay for login in txn if used + reserved + 1 <= limit.
 // A refused reservation leaves txn as it was.
 func (e *Engine) Reserve(txn *Txn, login string, now time.Time) (Decision, error) {
-	day := DayOf(now, e.settings.Load().Location)
-	acct, err := e.Lookup(login, day)
+	s := e.settings.Load()
+	day := DayOf(now, s.Location)
+	acct, err := e.lookup(s, login, day)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -183,7 +191,7 @@ func (e *Engine) Reserve(txn *Txn, login string, now time.Time) (Decision, error
 	}
 	st := e.lock(acct.Name)
 	defer e.unlock(acct.Name, st)
-	d, err := e.decide(acct, day, st, now)
+	d, err := e.decide(s, acct, day, st, now)
 	if err != nil || !d.Allowed() {
 		return d, err
 	}
@@ -205,9 +213,10 @@ func (e *Engine) Commit(txn *Txn, now time.Time) (Decision, error) {
 	if len(txn.days) == 0 {
 		return Decision{}, nil
 	}
+	s := e.settings.Load()
 	last := len(txn.days) - 1
 	day := txn.days[last].Day
-	acct, lookupErr := e.Lookup(txn.account, day)
+	acct, lookupErr := e.lookup(s, txn.account, day)
 	st := e.lock(txn.account)
 	defer e.unlock(txn.account, st)
 	days := txn.days
@@ -224,7 +233,7 @@ func (e *Engine) Commit(txn *Txn, now time.Time) (Decision, error) {
 		Day:      day,
 		Reserved: st.reserved[day],
 		Limit:    acct.Limit(),
-		ResetAt:  NextMidnight(now, e.settings.Load().Location),
+		ResetAt:  NextMidnight(now, s.Location),
 	}
 	if !d.Allowed() {
 		return d, nil
@@ -262,9 +271,9 @@ func (e *Engine) Release(txn *Txn) {
 	*txn = Txn{}
 }
 
-// decide computes the verdict for one more relay; the caller holds st.
-func (e *Engine) decide(acct Account, day Day, st *acctState, now time.Time) (Decision, error) {
-	s := e.settings.Load()
+// decide computes the verdict for one more relay with the settings s; the
+// caller holds st.
+func (e *Engine) decide(s *Settings, acct Account, day Day, st *acctState, now time.Time) (Decision, error) {
 	d := Decision{
 		Account:  acct,
 		Day:      day,

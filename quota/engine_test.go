@@ -18,6 +18,8 @@ type memStore struct {
 	accounts map[string]AccountRecord
 	fail     error
 	readOnly error // Writable's answer: a disk low on space
+	// onAccount runs at the start of every Account call, outside mu.
+	onAccount func()
 }
 
 func newMemStore() *memStore {
@@ -56,6 +58,9 @@ func (m *memStore) AddUsage(a string, add []DayCount) ([]int64, error) {
 // Account is the one Accounts method the engine calls; the embedded nil
 // Accounts panics on any other.
 func (m *memStore) Account(_ context.Context, n string) (AccountRecord, bool, error) {
+	if m.onAccount != nil {
+		m.onAccount()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	a, ok := m.accounts[n]
@@ -439,4 +444,37 @@ func TestCommitRefusesAnAccountSuspendedSinceItsReservation(t *testing.T) {
 	if st.usage["dave|2026-11-27"] != 0 || txn.Reserved() != 0 || len(e.accts) != 0 {
 		t.Fatalf("a refused commit counted %d, left %d reserved", st.usage["dave|2026-11-27"], txn.Reserved())
 	}
+}
+
+// TestOneSettingsSnapshotPerCall: a reload that lands while a call looks a
+// store account up does not change the zone that call decides in.
+func TestOneSettingsSnapshotPerCall(t *testing.T) {
+	e, st := newEngine(t, nil)
+	st.putAccount(AccountRecord{Name: "bob", DailyLimit: 4, Status: StatusActive})
+	// 22:00 in New York is already the next day in Tokyo.
+	now := at("2026-11-27 22:00:00")
+	newYorkSettings, tokyo := Settings{Location: newYork}, Settings{Location: mustZone("Asia/Tokyo")}
+	reload := func() { setSettings(t, e, tokyo) }
+	want := func(call string, d Decision) {
+		t.Helper()
+		if d.Day != "2026-11-27" || d.Resets() != "2026-11-28 00:00 EST" {
+			t.Errorf("%s: day %s resetting %s, want New York's, the zone the call started with", call, d.Day, d.Resets())
+		}
+		setSettings(t, e, newYorkSettings)
+	}
+
+	st.onAccount = reload
+	want("check", check(t, e, "bob", now))
+	usage, err := e.Usage("bob", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want("usage", usage)
+	var txn Txn
+	want("reserve", reserve(t, e, &txn, "bob", now))
+	d, err := e.Commit(&txn, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want("commit", d)
 }
