@@ -78,3 +78,42 @@ func TestLowDiskRefusesWritesAndCountsNothing(t *testing.T) {
 		t.Errorf("AddUsage with space back: %v, %v; want [4]", n, err)
 	}
 }
+
+// TestFreeSpaceIsReadOncePerSecond: Writable runs for every allowed
+// recipient and AddUsage for every commit; one statfs answer above the
+// threshold serves them all for spaceTTL. A low answer is never reused, so
+// writes resume as soon as space is back.
+func TestFreeSpaceIsReadOncePerSecond(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{HistoryDays: 1, MinFreeBytes: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	free, calls := uint64(1000), 0
+	s.now = func() time.Time { return now }
+	s.statfs = func(string) (uint64, error) { calls++; return free, nil }
+	writable := func(when string, wantLow bool, wantCalls int) {
+		t.Helper()
+		if err := s.Writable(); errors.Is(err, ErrLowSpace) != wantLow || (err != nil && !wantLow) || calls != wantCalls {
+			t.Fatalf("%s: %v after %d statfs calls, want low=%v after %d", when, err, calls, wantLow, wantCalls)
+		}
+	}
+
+	writable("first call", false, 1)
+	writable("again", false, 1)
+	if _, err := s.AddUsage("alice", []quota.DayCount{{Day: "2026-11-27", N: 1}}); err != nil || calls != 1 {
+		t.Fatalf("commit within the second: %v after %d statfs calls, want the cached answer", err, calls)
+	}
+	free = 10 // the disk filled up
+	now = now.Add(spaceTTL - time.Nanosecond)
+	writable("just before the reading expires", false, 1)
+	now = now.Add(time.Nanosecond)
+	writable("once it expired", true, 2)
+	writable("while low", true, 3)
+	free = 1000 // space is back
+	writable("space back", false, 4)
+	writable("space back, cached", false, 4)
+	now = now.Add(-time.Minute) // the clock stepped back: read again
+	writable("after the clock stepped back", false, 5)
+}

@@ -43,6 +43,11 @@ type Store struct {
 	stop    chan struct{}
 	done    sync.WaitGroup
 
+	// The free-space check: a statfs answer is reused for spaceTTL.
+	now    func() time.Time
+	statfs func(dir string) (uint64, error)
+	space  atomic.Pointer[spaceReading]
+
 	// Every operation holds mu for reading; Close takes it for writing, so
 	// it waits for a commit in flight instead of closing Badger under it
 	// (Badger would panic or hang on its closed write channel).
@@ -114,6 +119,10 @@ func Open(dir string, o Options) (*Store, error) {
 		WithNumVersionsToKeep(1)
 	db, err := badger.Open(opts)
 	if err != nil {
+		// Badger flattens the flock error into its text (y.Wrap formats
+		// it with %+v outside its debug mode) and exports no sentinel, so
+		// errors.Is cannot find EWOULDBLOCK; its message is all there is.
+		// TestSecondOpenFailsClearly notices if a Badger upgrade changes it.
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("open %s: %w", dir, ErrLocked)
 		}
@@ -125,8 +134,10 @@ func Open(dir string, o Options) (*Store, error) {
 		minFree: o.MinFreeBytes,
 		// A day's key lives its history plus the day itself and a margin
 		// for the longest offset between the zone and the host clock.
-		ttl:  time.Duration(o.HistoryDays+2) * 24 * time.Hour,
-		stop: make(chan struct{}),
+		ttl:    time.Duration(o.HistoryDays+2) * 24 * time.Hour,
+		stop:   make(chan struct{}),
+		now:    time.Now,
+		statfs: availableBytes,
 	}
 	s.done.Add(1)
 	go s.collectGarbage(10 * time.Minute)
@@ -168,8 +179,14 @@ func (s *Store) Usage(account string, day quota.Day) (int64, error) {
 }
 
 // Writable fails with ErrLowSpace while the filesystem is below
-// MinFreeBytes.
-func (s *Store) Writable() error { return checkSpace(s.dir, s.minFree) }
+// MinFreeBytes, as statfs said it at most spaceTTL ago.
+func (s *Store) Writable() error {
+	if s.minFree == 0 {
+		return nil
+	}
+	free, err := s.freeBytes()
+	return spaceVerdict(s.dir, free, err, s.minFree)
+}
 
 // AddUsage adds each count to account's usage on its day in one Badger
 // transaction: all of them count, or none.

@@ -189,3 +189,25 @@ func tailString(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// waitPolicy asks relaycap's policy service about account until its action
+// contains want, or the scenario's deadline passes.
+func (sc *scenario) waitPolicy(t testing.TB, account, want string) {
+	t.Helper()
+	var last string
+	for {
+		action, err := sb.Relaycap.AskPolicy(account)
+		if err != nil {
+			sc.fatalf(t, "ask relaycap's policy service: %v", err)
+		}
+		if strings.Contains(action, want) {
+			return
+		}
+		last = action
+		select {
+		case <-sc.ctx.Done():
+			sc.fatalf(t, "relaycap's policy service still answers %q for %s, want %s", last, account, want)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -3,10 +3,12 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -304,6 +306,32 @@ func ParseLogfmt(line string) map[string]string {
 		f[key] = val
 	}
 	return f
+}
+
+// AskPolicy sends one RCPT-stage request for login to relaycap's policy
+// service, as Postfix's check_policy_service does (SMTPD_POLICY_README:
+// name=value lines ending in an empty line), and returns the action. The
+// policy service only checks; it never counts.
+func (r *Relaycap) AskPolicy(login string) (string, error) {
+	c, err := net.DialTimeout("unix", r.PolicySock, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return "", err
+	}
+	req := "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n" +
+		"client_address=127.0.0.1\nsender=probe@e2e.test\nrecipient=probe@remote.example\n" +
+		"sasl_method=PLAIN\nsasl_username=" + login + "\n\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("policy answer: %w", err)
+	}
+	return strings.TrimPrefix(strings.TrimSpace(line), "action="), nil
 }
 
 // waitDial waits until a connection to addr succeeds, the process behind

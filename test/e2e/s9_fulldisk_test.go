@@ -38,6 +38,9 @@ func TestStateDiskFull(t *testing.T) {
 	}()
 	free, _ := sb.StateFree()
 	t.Logf("state tmpfs filled: %.1f MiB free", float64(free)/(1<<20))
+	// relaycap reuses a free-space reading above the threshold for up to a
+	// second (badgerstore's spaceTTL): wait until it has seen the fill.
+	sc.waitPolicy(t, account, "4.3.0")
 
 	to := rcpts("disk-full", 2)
 	r = sc.send(t, as(account, l, to))
