@@ -14,6 +14,8 @@ import (
 	"time"
 	_ "time/tzdata"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/relaycap/relaycap/quota"
 )
 
@@ -209,5 +211,45 @@ func TestCloseWaitsForCommitsInFlight(t *testing.T) {
 	}
 	if n != ok.Load() {
 		t.Errorf("after reopen usage %d, want the %d acknowledged commits", n, ok.Load())
+	}
+}
+
+// TestUsageExpiresAfterItsHistory: a day's usage is kept for HistoryDays
+// plus two (the day itself and the widest zone offset), then Badger drops
+// it. Badger checks expiry against the wall clock, so the test reads the
+// expiry it stored instead of waiting for it.
+func TestUsageExpiresAfterItsHistory(t *testing.T) {
+	for _, days := range []int{1, 400} {
+		s, err := Open(t.TempDir(), Options{HistoryDays: days})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := time.Now()
+		if _, err := s.AddUsage("alice", []quota.DayCount{{Day: "2026-11-27", N: 1}, {Day: "2026-11-28", N: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		after := time.Now()
+		keep := time.Duration(days+2) * 24 * time.Hour
+		for _, day := range []quota.Day{"2026-11-27", "2026-11-28"} {
+			var expires uint64
+			if err := s.db.View(func(txn *badger.Txn) error {
+				item, err := txn.Get(usageKey("alice", day))
+				if err == nil {
+					expires = item.ExpiresAt()
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			// ExpiresAt is in whole Unix seconds.
+			lo, hi := before.Add(keep).Unix(), after.Add(keep).Unix()+1
+			if int64(expires) < lo || int64(expires) > hi {
+				t.Errorf("history %d days, %s: expires at %s, want %s after the write",
+					days, day, time.Unix(int64(expires), 0).UTC(), keep)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
