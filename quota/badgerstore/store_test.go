@@ -48,8 +48,8 @@ func TestUsageSurvivesReopen(t *testing.T) {
 			t.Errorf("%s: %d, %v; want %d", day, n, err, want)
 		}
 	}
-	if n, _ := s.Usage("alice2", "2026-11-27"); n != 0 {
-		t.Errorf("a longer name sharing the prefix sees %d", n)
+	if n, err := s.Usage("alice2", "2026-11-27"); err != nil || n != 0 {
+		t.Errorf("a longer name sharing the prefix sees %d, %v", n, err)
 	}
 }
 
@@ -89,8 +89,8 @@ func TestEngineOnBadgerNeverExceedsLimit(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n, _ := s.Usage("alice", quota.DayOf(now, loc)); n != 100 {
-		t.Fatalf("750 attempts against limit 100 committed %d", n)
+	if n, err := s.Usage("alice", quota.DayOf(now, loc)); err != nil || n != 100 {
+		t.Fatalf("750 attempts against limit 100 committed %d, %v", n, err)
 	}
 }
 
