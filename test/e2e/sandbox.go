@@ -15,6 +15,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +23,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/relaycap/relaycap/postfixconf"
 )
 
 //go:embed testdata/*.tmpl
@@ -48,6 +51,9 @@ type Listener struct {
 	Role        int    // the production port it mirrors
 	Port        int    // the loopback port it listens on in this run
 	ImplicitTLS bool   // smtpd_tls_wrappermode=yes (465-style)
+	// Options are its master.cf -o settings: those of the production
+	// listener it mirrors (postfixconf.Services), the README's lines.
+	Options []string
 }
 
 func (l Listener) String() string { return fmt.Sprintf("%s(:%d as %d)", l.Name, l.Port, l.Role) }
@@ -76,6 +82,13 @@ type Sandbox struct {
 	Listeners []Listener // the five production listeners
 	XClient   Listener   // benchmark: XCLIENT LOGIN=, milter + policy
 	Plain     Listener   // benchmark: no auth, no milter, no policy
+	// DefaultLimits is a 2525-style listener WITHOUT the raised error
+	// limits (Postfix's defaults), the control for scenario 10.
+	DefaultLimits Listener
+	// AuthLimit is a 2525-style listener on which loopback is subject to
+	// smtpd_client_auth_rate_limit (elsewhere it is exempt as $mynetworks);
+	// anvil counts per listener, so other scenarios are not limited.
+	AuthLimit Listener
 	Sink      *Sink
 	Relaycap  *Relaycap // nil without a binary
 	KeysFile  string    // identification header keys, when IDHeader
@@ -201,7 +214,7 @@ func (s *Sandbox) makeDirs(context.Context) error {
 // pickPorts reserves free loopback ports for the listeners, all at once so
 // no two picks collide, and starts the sink on its own.
 func (s *Sandbox) pickPorts(context.Context) error {
-	const n = 7
+	const n = 9
 	var lns []net.Listener
 	defer func() {
 		for _, l := range lns {
@@ -224,8 +237,24 @@ func (s *Sandbox) pickPorts(context.Context) error {
 		{Name: "smtps", Role: 465, Port: ports[3], ImplicitTLS: true},
 		{Name: "smtps10465", Role: 10465, Port: ports[4], ImplicitTLS: true},
 	}
+	for i := range s.Listeners {
+		opts, err := productionOptions(s.Listeners[i].Role)
+		if err != nil {
+			return err
+		}
+		s.Listeners[i].Options = opts
+	}
 	s.XClient = Listener{Name: "xclient", Role: 0, Port: ports[5]}
 	s.Plain = Listener{Name: "bench-plain", Role: 0, Port: ports[6]}
+	base := s.Listeners[1].Options
+	s.DefaultLimits = Listener{Name: "default-limits", Role: 2525, Port: ports[7]}
+	for _, o := range base {
+		if !slices.Contains(postfixconf.ErrorLimitOptions, o) {
+			s.DefaultLimits.Options = append(s.DefaultLimits.Options, o)
+		}
+	}
+	s.AuthLimit = Listener{Name: "auth-limit", Role: 2525, Port: ports[8],
+		Options: append(slices.Clone(base), "smtpd_client_event_limit_exceptions=")}
 	sink, err := StartSink("127.0.0.1:0", s.opts.KeepData)
 	if err != nil {
 		return err
@@ -240,6 +269,21 @@ func (s *Sandbox) pickPorts(context.Context) error {
 	return nil
 }
 
+// productionOptions returns the -o settings of the production listener
+// for a port, as `relaycap postfix-config` prints them.
+func productionOptions(role int) ([]string, error) {
+	name := map[int]string{25: "smtp", 465: "smtps"}[role]
+	if name == "" {
+		name = strconv.Itoa(role)
+	}
+	for _, svc := range postfixconf.Services() {
+		if svc.Name == name {
+			return svc.Options, nil
+		}
+	}
+	return nil, fmt.Errorf("postfixconf has no listener for port %d", role)
+}
+
 func (s *Sandbox) makeCert(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
 		"-nodes", "-keyout", s.path("tls", "key.pem"), "-out", s.path("tls", "cert.pem"), "-days", "30",
@@ -252,7 +296,7 @@ func (s *Sandbox) makeCert(ctx context.Context) error {
 
 type tmplData struct {
 	Dir, Tag    string
-	Listeners   []Listener
+	Listeners   []Listener // production listeners and the scenario-10 pair
 	XClientPort int
 	PlainPort   int
 	SinkPort    int
@@ -264,16 +308,20 @@ type tmplData struct {
 	Accounts    []Account
 	IDHeader    bool
 	KeysFile    string
+	// RelaycapMain is `relaycap postfix-config --main` for the sandbox's
+	// sockets: the README's main.cf lines.
+	RelaycapMain string
 }
 
-func (s *Sandbox) data() tmplData {
+func (s *Sandbox) data() (tmplData, error) {
 	s.mu.Lock()
 	accts := append([]Account(nil), s.accounts...)
 	s.mu.Unlock()
 	sort.Slice(accts, func(i, j int) bool { return accts[i].Name < accts[j].Name })
-	return tmplData{
+	d := tmplData{
 		Dir: s.Dir, Tag: filepath.Base(s.Dir),
-		Listeners: s.Listeners, XClientPort: s.XClient.Port, PlainPort: s.Plain.Port, SinkPort: s.Sink.Port(),
+		Listeners:   append(slices.Clone(s.Listeners), s.DefaultLimits, s.AuthLimit),
+		XClientPort: s.XClient.Port, PlainPort: s.Plain.Port, SinkPort: s.Sink.Port(),
 		Relaycap:   s.opts.Relaycap != "",
 		StateDir:   s.StateDir(),
 		MilterSock: s.path("pf", "spool", "relaycap", "milter.sock"),
@@ -281,6 +329,17 @@ func (s *Sandbox) data() tmplData {
 		AdminSock:  s.path("rc", "state", "admin.sock"),
 		Accounts:   accts, IDHeader: s.opts.IDHeader, KeysFile: s.KeysFile,
 	}
+	main, err := postfixconf.Main(postfixconf.Options{
+		Milter: "unix:" + d.MilterSock, Policy: "unix:" + d.PolicySock, QueueDirectory: s.path("pf", "spool"),
+	})
+	if err != nil {
+		return d, err
+	}
+	if strings.Contains(main, "WARNING") {
+		return d, fmt.Errorf("sandbox sockets outside the queue directory:\n%s", main)
+	}
+	d.RelaycapMain = main
+	return d, nil
 }
 
 func render(name, dst string, data any, mode os.FileMode) error {
@@ -307,7 +366,10 @@ func (s *Sandbox) writeConfig(ctx context.Context) error {
 			return fmt.Errorf("relaycap id keygen: %w\n%s", err, out)
 		}
 	}
-	d := s.data()
+	d, err := s.data()
+	if err != nil {
+		return err
+	}
 	for _, f := range []struct{ tmpl, dst string }{
 		{"main.cf.tmpl", s.path("pf", "etc", "main.cf")},
 		{"master.cf.tmpl", s.path("pf", "etc", "master.cf")},
@@ -328,8 +390,12 @@ func (s *Sandbox) writeConfig(ctx context.Context) error {
 
 // writeUsers writes Dovecot's passwd-file: mode 0640, group dovecot.
 func (s *Sandbox) writeUsers() error {
+	d, err := s.data()
+	if err != nil {
+		return err
+	}
 	var b strings.Builder
-	for _, a := range s.data().Accounts {
+	for _, a := range d.Accounts {
 		fmt.Fprintf(&b, "%s:{PLAIN}%s\n", a.Name, a.Password)
 	}
 	p := s.path("dovecot", "users")
@@ -345,7 +411,11 @@ func (s *Sandbox) writeUsers() error {
 
 // WriteRelaycapConfig renders relaycap.yaml from the current accounts.
 func (s *Sandbox) WriteRelaycapConfig() error {
-	return render("relaycap.yaml.tmpl", s.RelaycapConfigPath(), s.data(), 0o640)
+	d, err := s.data()
+	if err != nil {
+		return err
+	}
+	return render("relaycap.yaml.tmpl", s.RelaycapConfigPath(), d, 0o640)
 }
 
 // RelaycapConfigPath is the daemon's config file.
@@ -488,7 +558,7 @@ func (s *Sandbox) startPostfix(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	for _, l := range append(append([]Listener(nil), s.Listeners...), s.XClient, s.Plain) {
+	for _, l := range append(slices.Clone(s.Listeners), s.XClient, s.Plain, s.DefaultLimits, s.AuthLimit) {
 		if err := waitGreeting(ctx, l); err != nil {
 			return fmt.Errorf("listener %v: %w\nmaillog:\n%s", l, err, TailFile(s.MaillogPath(), 30))
 		}
