@@ -19,6 +19,8 @@ import (
 	_ "time/tzdata" // days are counted in a configured zone; don't depend on the host's tz database
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/relaycap/relaycap/quota"
 )
 
 // DefaultPath is the file Load reads when it is given no path and the file exists.
@@ -83,16 +85,9 @@ type QuotaConfig struct {
 // Account is a file-managed account. In YAML it is either a bare limit
 // ("alice: 500") or a mapping ("bob: {daily_limit: 10, status: suspended}").
 type Account struct {
-	DailyLimit int64  `mapstructure:"daily_limit"`
-	Status     string `mapstructure:"status"` // StatusActive if not given
+	DailyLimit int64        `mapstructure:"daily_limit"`
+	Status     quota.Status `mapstructure:"status"` // quota.ParseStatus's default if not given
 }
-
-// Account statuses.
-const (
-	StatusActive     = "active"
-	StatusSuspended  = "suspended"
-	StatusTerminated = "terminated"
-)
 
 // IDHeaderConfig is the identification header added to every relayed message.
 type IDHeaderConfig struct {

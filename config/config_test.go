@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/relaycap/relaycap/quota"
 )
 
 // isolate hides RELAYCAP_* variables and any /etc/relaycap file from a test.
@@ -214,12 +216,12 @@ func TestFullExample(t *testing.T) {
 			Timezone: "Europe/Paris", DefaultDailyLimit: 50, OverQuota: "reject", HistoryDays: 30,
 			AccountsFile: filepath.Join("testdata", "good", "accounts.yaml"),
 			Accounts: map[string]Account{
-				"alice@example.com":       {500, StatusActive},
-				"bob.smith@example.org":   {10, StatusSuspended},
-				"carol":                   {0, StatusTerminated},
-				"dave":                    {20, StatusActive},
-				"erin@example.com":        {1000, StatusActive},
-				"frank.jones@example.org": {25, StatusSuspended},
+				"alice@example.com":       {500, quota.StatusActive},
+				"bob.smith@example.org":   {10, quota.StatusSuspended},
+				"carol":                   {0, quota.StatusTerminated},
+				"dave":                    {20, quota.StatusActive},
+				"erin@example.com":        {1000, quota.StatusActive},
+				"frank.jones@example.org": {25, quota.StatusSuspended},
 			},
 		},
 		IDHeader: IDHeaderConfig{Name: "X-Relaycap-ID", KeysFile: "/etc/relaycap/keys",
@@ -265,10 +267,10 @@ quota:
 		t.Fatal(err)
 	}
 	want := map[string]Account{
-		"alice@example.com":     {500, StatusActive},
-		"bob.smith@example.org": {10, StatusSuspended},
-		"carol@example.com":     {5, StatusActive},
-		"dan.brown@example.net": {3, StatusActive},
+		"alice@example.com":     {500, quota.StatusActive},
+		"bob.smith@example.org": {10, quota.StatusSuspended},
+		"carol@example.com":     {5, quota.StatusActive},
+		"dan.brown@example.net": {3, quota.StatusActive},
 	}
 	if !reflect.DeepEqual(c.Quota.Accounts, want) {
 		t.Errorf("accounts\n got %v\nwant %v", c.Quota.Accounts, want)
@@ -286,7 +288,7 @@ func TestAccountsFileFromEnvWithoutConfigFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Quota.Accounts["erin@example.com"]; got != (Account{1000, StatusActive}) {
+	if got := c.Quota.Accounts["erin@example.com"]; got != (Account{1000, quota.StatusActive}) {
 		t.Errorf("erin = %+v", got)
 	}
 }
@@ -362,8 +364,8 @@ func TestValidateHandBuilt(t *testing.T) {
 	c.Socket.Mode = 0o1777
 	c.Milter.WriteTimeout = 0
 	c.Quota.Accounts = map[string]Account{
-		"Alice":     {1, StatusActive},
-		"bob smith": {1, StatusActive},
+		"Alice":     {1, quota.StatusActive},
+		"bob smith": {1, quota.StatusActive},
 		"carol":     {1, ""},
 	}
 	c.IDHeader.Extra = map[string]string{"X-Note": "one\ntwo"}

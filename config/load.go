@@ -17,6 +17,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/relaycap/relaycap/quota"
 )
 
 // systemPath is DefaultPath; tests point it elsewhere.
@@ -163,8 +165,8 @@ func (c *Config) fillDerived(extraNames map[string]string) {
 		c.Quota.Accounts = map[string]Account{}
 	}
 	for name, a := range c.Quota.Accounts {
-		if a.Status == "" {
-			a.Status = StatusActive
+		if st, err := quota.ParseStatus(string(a.Status)); err == nil { // Validate reports the rest
+			a.Status = st
 			c.Quota.Accounts[name] = a
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/relaycap/relaycap/quota"
 )
 
 // Problems is every problem found in a config, one line each.
@@ -82,7 +84,11 @@ func (c *Config) Validate() error {
 		if a.DailyLimit < 0 {
 			add("%s.daily_limit: %d is negative", key, a.DailyLimit)
 		}
-		oneOf(key+".status", a.Status, StatusActive, StatusSuspended, StatusTerminated)
+		statuses := make([]string, 0, 3)
+		for _, s := range quota.Statuses() {
+			statuses = append(statuses, string(s))
+		}
+		oneOf(key+".status", string(a.Status), statuses...)
 	}
 
 	if strings.TrimSpace(c.IDHeader.KeysFile) == "" {

@@ -249,8 +249,7 @@ func (d *Daemon) closeAll() error {
 func engineSettings(cfg *config.Config) quota.Settings {
 	accts := make(map[string]quota.Account, len(cfg.Quota.Accounts))
 	for name, a := range cfg.Quota.Accounts {
-		status, _ := quota.ParseStatus(a.Status) // validated by config
-		accts[name] = quota.Account{Name: name, DailyLimit: a.DailyLimit, Status: status}
+		accts[name] = quota.Account{Name: name, DailyLimit: a.DailyLimit, Status: a.Status}
 	}
 	return quota.Settings{Location: cfg.Location, DefaultDailyLimit: cfg.Quota.DefaultDailyLimit, Accounts: accts}
 }

@@ -2,6 +2,7 @@ package quota
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -15,12 +16,16 @@ const (
 	StatusTerminated Status = "terminated"
 )
 
-// ParseStatus checks s names a known status; "" means active.
+// Statuses lists every status, for messages and checks.
+func Statuses() []Status { return []Status{StatusActive, StatusSuspended, StatusTerminated} }
+
+// ParseStatus checks s names a known status. It is the one place where an
+// account whose status is not given becomes active: "" means active.
 func ParseStatus(s string) (Status, error) {
-	switch Status(s) {
-	case "", StatusActive:
+	if s == "" {
 		return StatusActive, nil
-	case StatusSuspended, StatusTerminated:
+	}
+	if slices.Contains(Statuses(), Status(s)) {
 		return Status(s), nil
 	}
 	return "", fmt.Errorf("unknown account status %q (want active, suspended or terminated)", s)

@@ -93,11 +93,12 @@ func (e *Engine) SetSettings(s Settings) error {
 	}
 	accts := make(map[string]Account, len(s.Accounts))
 	for name, a := range s.Accounts {
-		a.Name = NormalizeName(name)
-		a.Source = FromFile
-		if a.Status == "" {
-			a.Status = StatusActive
+		// An unknown status must not relay as if it were active.
+		st, err := ParseStatus(string(a.Status))
+		if err != nil {
+			return fmt.Errorf("quota: file account %q: %w", name, err)
 		}
+		a.Name, a.Source, a.Status = NormalizeName(name), FromFile, st
 		accts[a.Name] = a
 	}
 	s.Accounts = accts

@@ -3,6 +3,7 @@ package quota
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -477,4 +478,19 @@ func TestOneSettingsSnapshotPerCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("commit", d)
+}
+
+// TestUnknownFileStatusIsRefused: a file account whose status is neither
+// given nor known must not relay as if it were active; a missing status is
+// active, the one default ParseStatus defines.
+func TestUnknownFileStatusIsRefused(t *testing.T) {
+	e, _ := newEngine(t, nil)
+	err := e.SetSettings(Settings{Location: newYork, Accounts: map[string]Account{"alice": {DailyLimit: 5, Status: "closed"}}})
+	if err == nil || !strings.Contains(err.Error(), `"closed"`) {
+		t.Fatalf("settings with status closed: %v, want an error naming it", err)
+	}
+	setSettings(t, e, Settings{Location: newYork, Accounts: map[string]Account{"alice": {DailyLimit: 5}}})
+	if d := check(t, e, "alice", at("2026-11-27 10:00:00")); !d.Allowed() || d.Account.Status != StatusActive {
+		t.Fatalf("status not given: %v with status %q, want allowed and active", d.Verdict, d.Account.Status)
+	}
 }
