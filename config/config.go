@@ -48,12 +48,29 @@ type Config struct {
 // MilterConfig is the milter listener (Postfix smtpd_milters).
 type MilterConfig struct {
 	Listen string `mapstructure:"listen"`
-	// Unauthenticated is what to do with mail that has no SASL login:
-	// "accept" (pass it untouched) or "reject".
-	Unauthenticated string        `mapstructure:"unauthenticated"`
-	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
-	WriteTimeout    time.Duration `mapstructure:"write_timeout"`
+	// Unauthenticated is what to do with mail that has no SASL login.
+	Unauthenticated Unauthenticated `mapstructure:"unauthenticated"`
+	ReadTimeout     time.Duration   `mapstructure:"read_timeout"`
+	WriteTimeout    time.Duration   `mapstructure:"write_timeout"`
 }
+
+// Unauthenticated is milter.unauthenticated.
+type Unauthenticated string
+
+// The values of milter.unauthenticated.
+const (
+	UnauthenticatedAccept Unauthenticated = "accept" // pass it untouched; Postfix's relay rules decide
+	UnauthenticatedReject Unauthenticated = "reject" // 530 5.7.0 at MAIL
+)
+
+// OverQuota is quota.over_quota: how an exhausted quota is answered.
+type OverQuota string
+
+// The values of quota.over_quota.
+const (
+	OverQuotaDefer  OverQuota = "defer"  // 4xx: the client retries
+	OverQuotaReject OverQuota = "reject" // 5xx: the client gives up
+)
 
 // PolicyConfig is the Postfix policy delegation listener (check_policy_service).
 type PolicyConfig struct {
@@ -69,10 +86,10 @@ type AdminConfig struct {
 
 // QuotaConfig holds the daily limits.
 type QuotaConfig struct {
-	Timezone          string `mapstructure:"timezone"`
-	DefaultDailyLimit int64  `mapstructure:"default_daily_limit"`
-	OverQuota         string `mapstructure:"over_quota"` // "defer" (4xx) or "reject" (5xx)
-	HistoryDays       int    `mapstructure:"history_days"`
+	Timezone          string    `mapstructure:"timezone"`
+	DefaultDailyLimit int64     `mapstructure:"default_daily_limit"`
+	OverQuota         OverQuota `mapstructure:"over_quota"`
+	HistoryDays       int       `mapstructure:"history_days"`
 	// AccountsFile, if set, names a YAML file of more accounts; Load makes a
 	// relative path relative to the config file's directory and merges its
 	// accounts into Accounts.
@@ -134,7 +151,7 @@ type setting struct {
 var defaults = []setting{
 	{"state_dir", "./relaycap-data", "Database and admin socket live here."},
 	{"milter::listen", "inet:127.0.0.1:10032", "Postfix smtpd_milters endpoint: unix:/path or inet:host:port."},
-	{"milter::unauthenticated", "accept", "Mail without a SASL login: accept (untouched) or reject."},
+	{"milter::unauthenticated", string(UnauthenticatedAccept), "Mail without a SASL login: accept (untouched) or reject."},
 	{"milter::read_timeout", "1h", "Ends a milter connection silent this long. relaycap does not ask for the body,\nso this must outlast the upload of the largest message."},
 	{"milter::write_timeout", "30s", ""},
 	{"policy::listen", "inet:127.0.0.1:10031", "Postfix check_policy_service endpoint."},
@@ -142,7 +159,7 @@ var defaults = []setting{
 	{"admin::listen", "", "Admin API for the CLI; empty means unix:<state_dir>/admin.sock."},
 	{"quota::timezone", "America/New_York", "Days are calendar days in this IANA zone."},
 	{"quota::default_daily_limit", 0, "Limit of a login that has no account; 0 rejects it."},
-	{"quota::over_quota", "defer", "defer (4xx, the client retries) or reject (5xx)."},
+	{"quota::over_quota", string(OverQuotaDefer), "defer (4xx, the client retries) or reject (5xx)."},
 	{"quota::history_days", 400, "Days of usage history kept."},
 	{"quota::accounts_file", "", "Optional YAML file of more accounts, same shape as accounts; relative to this file."},
 	{"quota::accounts", map[string]any{}, "login: limit, or login: {daily_limit: N, status: active|suspended|terminated}.\nNames are case-insensitive."},

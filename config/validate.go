@@ -41,7 +41,7 @@ func (c *Config) Validate() error {
 			add("%s: %q is not one of %s", key, val, strings.Join(allowed, ", "))
 		}
 	}
-	oneOf("milter.unauthenticated", c.Milter.Unauthenticated, "accept", "reject")
+	oneOf("milter.unauthenticated", string(c.Milter.Unauthenticated), string(UnauthenticatedAccept), string(UnauthenticatedReject))
 	for _, t := range []struct {
 		key string
 		d   time.Duration
@@ -66,7 +66,7 @@ func (c *Config) Validate() error {
 	if c.Quota.DefaultDailyLimit < 0 {
 		add("quota.default_daily_limit: %d is negative", c.Quota.DefaultDailyLimit)
 	}
-	oneOf("quota.over_quota", c.Quota.OverQuota, "defer", "reject")
+	oneOf("quota.over_quota", string(c.Quota.OverQuota), string(OverQuotaDefer), string(OverQuotaReject))
 	if c.Store.MinFreeMB < 0 || c.Store.MinFreeMB > 1<<30 {
 		add("store.min_free_mb: %d is not between 0 and %d (1 PiB)", c.Store.MinFreeMB, 1<<30)
 	}

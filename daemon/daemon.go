@@ -255,13 +255,13 @@ func engineSettings(cfg *config.Config) quota.Settings {
 }
 
 func policySettings(cfg *config.Config) policy.Settings {
-	return policy.Settings{OverQuotaReject: cfg.Quota.OverQuota == "reject"}
+	return policy.Settings{OverQuotaReject: cfg.Quota.OverQuota == config.OverQuotaReject}
 }
 
 func milterSettings(cfg *config.Config, keys *idheader.Keyring) milter.Settings {
 	set := milter.Settings{
-		OverQuotaReject:       cfg.Quota.OverQuota == "reject",
-		RejectUnauthenticated: cfg.Milter.Unauthenticated == "reject",
+		OverQuotaReject:       cfg.Quota.OverQuota == config.OverQuotaReject,
+		RejectUnauthenticated: cfg.Milter.Unauthenticated == config.UnauthenticatedReject,
 		IDHeader:              cfg.IDHeader.Name,
 	}
 	names := make([]string, 0, len(cfg.IDHeader.Extra))
