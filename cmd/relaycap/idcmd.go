@@ -16,9 +16,6 @@ import (
 	"github.com/relaycap/relaycap/idheader"
 )
 
-// defaultKeysFile is where packaging installs the identification keys.
-const defaultKeysFile = "/etc/relaycap/id.keys"
-
 // newIDCommand returns "relaycap id": keygen and decode. Errors carry their
 // exit code (exitError, main.go): 2 for usage, an unreadable keys file or
 // message; 1 when a token does not open or none is found.
@@ -63,7 +60,7 @@ atomically and keeps its mode, owner and group. Reload the daemon afterwards.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&keysFile, "keys-file", defaultKeysFile, "identification keys file")
+	cmd.Flags().StringVar(&keysFile, "keys-file", config.Defaults().IDHeader.KeysFile, "identification keys file")
 	return cmd
 }
 
@@ -154,13 +151,15 @@ from an unknown key, or none was found; 2 usage or keys-file errors.`,
 			return decodeMessage(cmd, ring, o, loc)
 		},
 	}
+	// The flags' defaults are the daemon's: the config's defaults table.
+	def := config.Defaults()
 	f := cmd.Flags()
-	f.StringVar(&o.keysFile, "keys-file", defaultKeysFile, "identification keys file")
-	f.StringVar(&o.timezone, "timezone", "America/New_York", "also show the time in this zone")
+	f.StringVar(&o.keysFile, "keys-file", def.IDHeader.KeysFile, "identification keys file")
+	f.StringVar(&o.timezone, "timezone", def.Quota.Timezone, "also show the time in this zone")
 	f.StringVarP(&o.config, "config", "c", "", "take --keys-file, --timezone and --header from this config file (default "+config.DefaultPath+" if it exists)")
 	f.BoolVar(&o.json, "json", false, "print JSON")
 	f.StringVar(&o.message, "message", "", "search this message file (- for stdin) for the header")
-	f.StringVar(&o.header, "header", "X-Relay-ID", "header name to search for with --message")
+	f.StringVar(&o.header, "header", def.IDHeader.Name, "header name to search for with --message")
 	return cmd
 }
 

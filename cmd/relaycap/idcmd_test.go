@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/idheader"
 )
 
@@ -238,5 +239,25 @@ func TestIDDecodeSurvivesABrokenDaemonConfig(t *testing.T) {
 	}
 	if _, _, code, _ := runID(t, "", "decode", "--config", broken, "--keys-file", keys, token); code != 2 {
 		t.Errorf("an explicit broken --config: exit %d, want 2", code)
+	}
+}
+
+// TestIDFlagsDefaultToTheConfigDefaults: without a config file, `id`
+// looks where the daemon would: the defaults table, not a copy of it.
+func TestIDFlagsDefaultToTheConfigDefaults(t *testing.T) {
+	def := config.Defaults()
+	keygen, decode := newIDKeygenCommand(), newIDDecodeCommand()
+	for _, c := range []struct {
+		cmd        *cobra.Command
+		flag, want string
+	}{
+		{keygen, "keys-file", def.IDHeader.KeysFile},
+		{decode, "keys-file", def.IDHeader.KeysFile},
+		{decode, "timezone", def.Quota.Timezone},
+		{decode, "header", def.IDHeader.Name},
+	} {
+		if got := c.cmd.Flags().Lookup(c.flag).DefValue; got != c.want {
+			t.Errorf("%s --%s defaults to %q, config's default is %q", c.cmd.Name(), c.flag, got, c.want)
+		}
 	}
 }
