@@ -324,3 +324,19 @@ func TestShutdownReleasesOpenTransactions(t *testing.T) {
 		t.Fatalf("after the restart: %+v, want nothing counted", d)
 	}
 }
+
+// TestPolicyReadTimeoutComesFromTheConfig: the policy server has no idle
+// timeout of its own; the daemon gives it policy.read_timeout, so an idle
+// Postfix connection is closed after that.
+func TestPolicyReadTimeoutComesFromTheConfig(t *testing.T) {
+	t.Setenv("RELAYCAP_POLICY_READ_TIMEOUT", "200ms")
+	td := startDaemon(t, "quota: {accounts: {alice: 1}}\n")
+	p := td.policyConn(t)
+	if a := p.ask(rcptRequest("alice")); a != "DUNNO" {
+		t.Fatalf("first request: %q, want DUNNO", a)
+	}
+	p.c.SetDeadline(time.Now().Add(30 * time.Second)) // far beyond 200ms
+	if _, err := p.r.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection: %v, want it closed by relaycap (EOF)", err)
+	}
+}

@@ -29,9 +29,11 @@ type Settings struct {
 type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time
-	// ReadTimeout ends a connection idle this long. Postfix keeps policy
-	// connections open for reuse (smtpd_policy_service_max_idle, 300 s) and
-	// reconnects when we close one.
+	// ReadTimeout ends a connection idle this long; zero means never, as
+	// in net/http. Postfix keeps policy connections open for reuse
+	// (smtpd_policy_service_max_idle, 300 s) and reconnects when we close
+	// one. The daemon passes policy.read_timeout: its default lives in
+	// config's defaults table, not here.
 	ReadTimeout time.Duration
 }
 
@@ -60,9 +62,6 @@ func NewServer(engine *quota.Engine, set Settings, o Options) *Server {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	if o.ReadTimeout <= 0 {
-		o.ReadTimeout = 10 * time.Minute
 	}
 	s := &Server{
 		engine: engine, log: o.Logger.With("component", "policy"), now: o.Now, timeout: o.ReadTimeout,
@@ -170,7 +169,7 @@ func (s *Server) serveConn(conn net.Conn) {
 		// Shutdown came ends after its reply.
 		s.mu.Lock()
 		closing := s.closing
-		if !closing {
+		if !closing && s.timeout > 0 {
 			conn.SetReadDeadline(time.Now().Add(s.timeout))
 		}
 		s.mu.Unlock()
