@@ -39,7 +39,7 @@ type Config struct {
 	Log      LogConfig      `mapstructure:"log"`
 	Socket   SocketConfig   `mapstructure:"socket"`
 
-	// Location is Quota.Timezone, loaded by Validate.
+	// Location is Quota.Timezone, loaded by Load once the config is valid.
 	Location *time.Location `mapstructure:"-"`
 	// Path is the file that was loaded, "" for built-in defaults.
 	Path string `mapstructure:"-"`

@@ -485,3 +485,21 @@ func TestBracesMeanDefaults(t *testing.T) {
 	want.Path = path
 	same(t, got, want)
 }
+
+// TestValidateChangesNothing: Validate only reports; deriving fields such
+// as Location is Load's job, so a check of a hand-built config has no side
+// effect to depend on.
+func TestValidateChangesNothing(t *testing.T) {
+	c := Defaults()
+	if c.Location == nil || c.Location.String() != c.Quota.Timezone {
+		t.Fatalf("Defaults' Location = %v, want %s loaded", c.Location, c.Quota.Timezone)
+	}
+	c.Location = nil
+	before := *c
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*c, before) {
+		t.Fatalf("Validate changed the config:\n got %+v\nwant %+v", *c, before)
+	}
+}

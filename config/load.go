@@ -141,11 +141,21 @@ func load(path string, flags *pflag.FlagSet, useEnv bool) (*Config, error) {
 	probs = append(probs, c.mergeAccountsFile()...)
 	c.fillDerived(extraNames)
 	if err := c.Validate(); err != nil {
-		probs = append(probs, err.(Problems)...)
+		var vp Problems
+		if !errors.As(err, &vp) {
+			return nil, err
+		}
+		probs = append(probs, vp...)
 	}
 	if len(probs) > 0 {
 		return nil, wrap(path, probs)
 	}
+	// Validate loaded the zone once already; it cannot fail now.
+	loc, err := time.LoadLocation(c.Quota.Timezone)
+	if err != nil {
+		return nil, wrap(path, Problems{"quota.timezone: " + err.Error()})
+	}
+	c.Location = loc
 	return c, nil
 }
 

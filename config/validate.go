@@ -18,112 +18,141 @@ type Problems []string
 
 func (p Problems) Error() string { return strings.Join(p, "\n") }
 
-// Validate checks the whole config and returns every problem as Problems, or
-// nil. On success it sets c.Location.
+// Validate checks the whole config and returns every problem as Problems,
+// or nil. It changes nothing; Load derives what follows from a valid config.
 func (c *Config) Validate() error {
-	var p Problems
-	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
-
+	var ck checker
 	if c.StateDir == "" {
-		add("state_dir: must not be empty")
+		ck.add("state_dir: must not be empty")
 	}
+	c.checkListeners(&ck)
+	c.checkMilter(&ck)
+	c.checkPolicy(&ck)
+	c.checkQuota(&ck)
+	c.checkAccounts(&ck)
+	c.checkIDHeader(&ck)
+	c.checkStore(&ck)
+	c.checkLog(&ck)
+	c.checkSocket(&ck)
+	if len(ck.p) > 0 {
+		return ck.p
+	}
+	return nil
+}
+
+// checker collects the problems of one Validate.
+type checker struct{ p Problems }
+
+func (ck *checker) add(format string, args ...any) { ck.p = append(ck.p, fmt.Sprintf(format, args...)) }
+
+func (ck *checker) oneOf(key, val string, allowed ...string) {
+	if !slices.Contains(allowed, val) {
+		ck.add("%s: %q is not one of %s", key, val, strings.Join(allowed, ", "))
+	}
+}
+
+func (ck *checker) positive(key string, d time.Duration) {
+	if d <= 0 {
+		ck.add("%s: %v is not a positive duration", key, d)
+	}
+}
+
+func (c *Config) checkListeners(ck *checker) {
 	for _, l := range []struct{ key, addr string }{
 		{"milter.listen", c.Milter.Listen},
 		{"policy.listen", c.Policy.Listen},
 		{"admin.listen", c.Admin.Listen},
 	} {
 		if _, _, err := ParseListen(l.addr); err != nil {
-			add("%s: %v", l.key, err)
+			ck.add("%s: %v", l.key, err)
 		}
 	}
-	oneOf := func(key, val string, allowed ...string) {
-		if !slices.Contains(allowed, val) {
-			add("%s: %q is not one of %s", key, val, strings.Join(allowed, ", "))
-		}
-	}
-	oneOf("milter.unauthenticated", string(c.Milter.Unauthenticated), string(UnauthenticatedAccept), string(UnauthenticatedReject))
-	for _, t := range []struct {
-		key string
-		d   time.Duration
-	}{
-		{"milter.read_timeout", c.Milter.ReadTimeout},
-		{"milter.write_timeout", c.Milter.WriteTimeout},
-		{"policy.read_timeout", c.Policy.ReadTimeout},
-	} {
-		if t.d <= 0 {
-			add("%s: %v is not a positive duration", t.key, t.d)
-		}
-	}
+}
 
-	var loc *time.Location
+func (c *Config) checkMilter(ck *checker) {
+	ck.oneOf("milter.unauthenticated", string(c.Milter.Unauthenticated), string(UnauthenticatedAccept), string(UnauthenticatedReject))
+	ck.positive("milter.read_timeout", c.Milter.ReadTimeout)
+	ck.positive("milter.write_timeout", c.Milter.WriteTimeout)
+}
+
+func (c *Config) checkPolicy(ck *checker) {
+	ck.positive("policy.read_timeout", c.Policy.ReadTimeout)
+}
+
+func (c *Config) checkQuota(ck *checker) {
 	if c.Quota.Timezone == "" {
-		add("quota.timezone: must not be empty (use an IANA name such as UTC)")
-	} else if l, err := time.LoadLocation(c.Quota.Timezone); err != nil {
-		add("quota.timezone: %v", err)
-	} else {
-		loc = l
+		ck.add("quota.timezone: must not be empty (use an IANA name such as UTC)")
+	} else if _, err := time.LoadLocation(c.Quota.Timezone); err != nil {
+		ck.add("quota.timezone: %v", err)
 	}
 	if c.Quota.DefaultDailyLimit < 0 {
-		add("quota.default_daily_limit: %d is negative", c.Quota.DefaultDailyLimit)
+		ck.add("quota.default_daily_limit: %d is negative", c.Quota.DefaultDailyLimit)
 	}
-	oneOf("quota.over_quota", string(c.Quota.OverQuota), string(OverQuotaDefer), string(OverQuotaReject))
-	if c.Store.MinFreeMB < 0 || c.Store.MinFreeMB > 1<<30 {
-		add("store.min_free_mb: %d is not between 0 and %d (1 PiB)", c.Store.MinFreeMB, 1<<30)
-	}
+	ck.oneOf("quota.over_quota", string(c.Quota.OverQuota), string(OverQuotaDefer), string(OverQuotaReject))
 	if c.Quota.HistoryDays < 1 {
-		add("quota.history_days: %d is less than 1", c.Quota.HistoryDays)
+		ck.add("quota.history_days: %d is less than 1", c.Quota.HistoryDays)
+	}
+}
+
+func (c *Config) checkAccounts(ck *checker) {
+	statuses := make([]string, 0, 3)
+	for _, s := range quota.Statuses() {
+		statuses = append(statuses, string(s))
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Quota.Accounts)) {
 		a := c.Quota.Accounts[name]
 		key := fmt.Sprintf("quota.accounts[%s]", name)
 		if name == "" || strings.IndexFunc(name, unicode.IsSpace) >= 0 || strings.IndexFunc(name, unicode.IsControl) >= 0 {
-			add("%s: %q is not a login name", key, name)
+			ck.add("%s: %q is not a login name", key, name)
 		} else if name != strings.ToLower(name) {
-			add("%s: account names must be lower case", key)
+			ck.add("%s: account names must be lower case", key)
 		}
 		if a.DailyLimit < 0 {
-			add("%s.daily_limit: %d is negative", key, a.DailyLimit)
+			ck.add("%s.daily_limit: %d is negative", key, a.DailyLimit)
 		}
-		statuses := make([]string, 0, 3)
-		for _, s := range quota.Statuses() {
-			statuses = append(statuses, string(s))
-		}
-		oneOf(key+".status", string(a.Status), statuses...)
+		ck.oneOf(key+".status", string(a.Status), statuses...)
 	}
+}
 
+func (c *Config) checkIDHeader(ck *checker) {
 	if strings.TrimSpace(c.IDHeader.KeysFile) == "" {
-		add("id_header.keys_file: empty; every authenticated message would be deferred for want of a key")
+		ck.add("id_header.keys_file: empty; every authenticated message would be deferred for want of a key")
 	}
 	if !validHeaderName(c.IDHeader.Name) {
-		add("id_header.name: %q is not a header field name", c.IDHeader.Name)
+		ck.add("id_header.name: %q is not a header field name", c.IDHeader.Name)
 	} else if messageHeader(c.IDHeader.Name) {
-		add("id_header.name: %q is a message header; every client copy of it would be deleted", c.IDHeader.Name)
+		ck.add("id_header.name: %q is a message header; every client copy of it would be deleted", c.IDHeader.Name)
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.IDHeader.Extra)) {
 		switch {
 		case !validHeaderName(name):
-			add("id_header.extra: %q is not a header field name", name)
+			ck.add("id_header.extra: %q is not a header field name", name)
 		case strings.EqualFold(name, c.IDHeader.Name):
-			add("id_header.extra: %q is the identification header itself", name)
+			ck.add("id_header.extra: %q is the identification header itself", name)
 		case messageHeader(name):
-			add("id_header.extra: %q is a message header; every client copy of it would be deleted", name)
+			ck.add("id_header.extra: %q is a message header; every client copy of it would be deleted", name)
 		}
 		if strings.ContainsAny(c.IDHeader.Extra[name], "\r\n") {
-			add("id_header.extra[%s]: the value must be a single line", name)
+			ck.add("id_header.extra[%s]: the value must be a single line", name)
 		}
 	}
+}
 
+func (c *Config) checkStore(ck *checker) {
+	if c.Store.MinFreeMB < 0 || c.Store.MinFreeMB > 1<<30 {
+		ck.add("store.min_free_mb: %d is not between 0 and %d (1 PiB)", c.Store.MinFreeMB, 1<<30)
+	}
+}
+
+func (c *Config) checkLog(ck *checker) {
+	ck.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	ck.oneOf("log.format", c.Log.Format, "text", "json")
+}
+
+func (c *Config) checkSocket(ck *checker) {
 	if c.Socket.Mode&^0o777 != 0 {
-		add("socket.mode: %#o is not a permission mode 0000..0777 (quote it, like \"0660\")", uint32(c.Socket.Mode))
+		ck.add("socket.mode: %#o is not a permission mode 0000..0777 (quote it, like \"0660\")", uint32(c.Socket.Mode))
 	}
-	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	oneOf("log.format", c.Log.Format, "text", "json")
-
-	if len(p) > 0 {
-		return p
-	}
-	c.Location = loc
-	return nil
 }
 
 // messageHeader reports whether name belongs to the message itself (RFC
