@@ -30,8 +30,8 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-bench: ## benchmarks: engine, policy request, milter transaction, token seal/open
-	$(GO) test -run '^$$' -bench . -benchmem ./quota/... ./daemon/ ./idheader/
+bench: ## benchmarks: engine, policy request, milter transaction, token seal/open, admin purchase/usage
+	$(GO) test -run '^$$' -bench . -benchmem ./quota/... ./daemon/ ./idheader/ ./admin/
 
 load: ## RSS and rate after 100000 accounts each commit one relay (ACCOUNTS=n)
 	test/load/run.sh $(or $(ACCOUNTS),100000)

@@ -79,9 +79,12 @@ type PolicyConfig struct {
 }
 
 // AdminConfig is the admin API listener. Load sets an empty Listen to
-// "unix:<state_dir>/admin.sock".
+// "unix:<state_dir>/admin.sock". ListenTCP, if set, is a second listener
+// for a billing system on another host; it needs TokenFile.
 type AdminConfig struct {
-	Listen string `mapstructure:"listen"`
+	Listen    string `mapstructure:"listen"`
+	ListenTCP string `mapstructure:"listen_tcp"`
+	TokenFile string `mapstructure:"token_file"`
 }
 
 // QuotaConfig holds the daily limits.
@@ -156,7 +159,9 @@ var defaults = []setting{
 	{"milter::write_timeout", "30s", ""},
 	{"policy::listen", "inet:127.0.0.1:10031", "Postfix check_policy_service endpoint."},
 	{"policy::read_timeout", "5m", "Ends an idle policy connection; Postfix reconnects as needed."},
-	{"admin::listen", "", "Admin API for the CLI; empty means unix:<state_dir>/admin.sock."},
+	{"admin::listen", "", "Admin API (the CLI, a local billing system); empty means unix:<state_dir>/admin.sock.\nThe caller's uid is logged and recorded in the audit trail."},
+	{"admin::listen_tcp", "", "Optional inet:host:port for a billing system on another host; needs token_file."},
+	{"admin::token_file", "", "Bearer token for listen_tcp: one line, not readable by others (mode 600 or 640)."},
 	{"quota::timezone", "America/New_York", "Days are calendar days in this IANA zone."},
 	{"quota::default_daily_limit", 0, "Limit of a login that has no account; 0 rejects it."},
 	{"quota::over_quota", string(OverQuotaDefer), "defer (4xx, the client retries) or reject (5xx)."},

@@ -211,7 +211,8 @@ func TestFullExample(t *testing.T) {
 		Milter: MilterConfig{Listen: "unix:/var/spool/postfix/relaycap/milter.sock", Unauthenticated: "reject",
 			ReadTimeout: 2 * time.Minute, WriteTimeout: 10 * time.Second},
 		Policy: PolicyConfig{Listen: "unix:/var/spool/postfix/relaycap/policy.sock", ReadTimeout: 90 * time.Second},
-		Admin:  AdminConfig{Listen: "unix:/run/relaycap/admin.sock"},
+		Admin: AdminConfig{Listen: "unix:/run/relaycap/admin.sock", ListenTCP: "inet:127.0.0.1:10033",
+			TokenFile: "/etc/relaycap/admin.token"},
 		Quota: QuotaConfig{
 			Timezone: "Europe/Paris", DefaultDailyLimit: 50, OverQuota: "reject", HistoryDays: 30,
 			AccountsFile: filepath.Join("testdata", "good", "accounts.yaml"),

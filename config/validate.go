@@ -67,6 +67,16 @@ func (c *Config) checkListeners(ck *checker) {
 			ck.add("%s: %v", l.key, err)
 		}
 	}
+	if c.Admin.ListenTCP != "" {
+		if network, _, err := ParseListen(c.Admin.ListenTCP); err != nil {
+			ck.add("admin.listen_tcp: %v", err)
+		} else if network != "tcp" {
+			ck.add("admin.listen_tcp: %q is not inet:host:port", c.Admin.ListenTCP)
+		}
+		if c.Admin.TokenFile == "" {
+			ck.add("admin.token_file: must be set when admin.listen_tcp is")
+		}
+	}
 }
 
 func (c *Config) checkMilter(ck *checker) {

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/relaycap/relaycap/admin"
 	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/idheader"
 	"github.com/relaycap/relaycap/milter"
@@ -44,8 +45,9 @@ type Daemon struct {
 	engine *quota.Engine
 	milter *milter.Server
 	policy *policy.Server
+	admin  *admin.Server
 
-	milterLn, policyLn net.Listener
+	milterLn, policyLn, adminLn, adminTCPLn net.Listener
 
 	mu   sync.Mutex
 	cfg  *config.Config
@@ -64,14 +66,14 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	keys, err := preflight(cfg)
+	keys, token, err := preflight(cfg)
 	if err != nil {
 		return nil, err
 	}
 	if keys == nil {
 		logNoKeys(cfg, o.Logger)
 	}
-	d := &Daemon{log: o.Logger, level: o.Level, cfg: cfg, errc: make(chan error, 3), keys: keys}
+	d := &Daemon{log: o.Logger, level: o.Level, cfg: cfg, errc: make(chan error, 4), keys: keys}
 	// Open creates the directory.
 	store, err := badgerstore.Open(cfg.StateDir, badgerstore.Options{
 		HistoryDays:  cfg.Quota.HistoryDays,
@@ -105,10 +107,24 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	if d.policyLn, err = sockets.Listen(cfg.Policy.Listen, cfg.Socket.Mode, cfg.Socket.Group); err != nil {
 		return nil, fmt.Errorf("policy listener: %w", err)
 	}
+	d.admin = admin.NewServer(admin.Options{Engine: d.engine, Accounts: store, Logger: o.Logger, Now: o.Now, ConfigPath: cfg.Path})
+	if d.adminLn, err = sockets.Listen(cfg.Admin.Listen, cfg.Socket.Mode, cfg.Socket.Group); err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	if cfg.Admin.ListenTCP != "" {
+		if d.adminTCPLn, err = sockets.Listen(cfg.Admin.ListenTCP, cfg.Socket.Mode, cfg.Socket.Group); err != nil {
+			return nil, fmt.Errorf("admin TCP listener: %w", err)
+		}
+	}
 	d.serve("milter", func() error { return d.milter.Serve(d.milterLn) })
 	d.serve("policy", func() error { return d.policy.Serve(d.policyLn) })
+	d.serve("admin", func() error { return d.admin.Serve(d.adminLn) })
+	if d.adminTCPLn != nil {
+		d.serve("admin TCP", func() error { return d.admin.ServeToken(d.adminTCPLn, token) })
+	}
 	ok = true
 	d.log.Info("relaycap started", "milter", cfg.Milter.Listen, "policy", cfg.Policy.Listen,
+		"admin", cfg.Admin.Listen, "admin_tcp", cfg.Admin.ListenTCP,
 		"state_dir", cfg.StateDir, "timezone", cfg.Quota.Timezone, "config", cfg.Path)
 	return d, nil
 }
@@ -125,7 +141,8 @@ func (d *Daemon) serve(name string, run func() error) {
 
 // isClosed tells the end of a listener we closed from a failure.
 func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, milter.ErrServerClosed) || errors.Is(err, policy.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, milter.ErrServerClosed) || errors.Is(err, policy.ErrServerClosed) ||
+		errors.Is(err, admin.ErrServerClosed)
 }
 
 // Err delivers a listener's fatal error.
@@ -190,7 +207,7 @@ func keepRestartOnly(next, running *config.Config, log *slog.Logger) {
 	keep("milter.write_timeout", next.Milter.WriteTimeout, running.Milter.WriteTimeout, func() { next.Milter.WriteTimeout = running.Milter.WriteTimeout })
 	keep("policy.listen", next.Policy.Listen, running.Policy.Listen, func() { next.Policy.Listen = running.Policy.Listen })
 	keep("policy.read_timeout", next.Policy.ReadTimeout, running.Policy.ReadTimeout, func() { next.Policy.ReadTimeout = running.Policy.ReadTimeout })
-	keep("admin.listen", next.Admin.Listen, running.Admin.Listen, func() { next.Admin.Listen = running.Admin.Listen })
+	keep("admin", next.Admin, running.Admin, func() { next.Admin = running.Admin })
 	keep("socket", next.Socket, running.Socket, func() { next.Socket = running.Socket })
 	keep("store", next.Store, running.Store, func() { next.Store = running.Store })
 	keep("quota.history_days", next.Quota.HistoryDays, running.Quota.HistoryDays, func() { next.Quota.HistoryDays = running.Quota.HistoryDays })
@@ -204,9 +221,10 @@ func keepRestartOnly(next, running *config.Config, log *slog.Logger) {
 // to finish, then closes everything; unfinished transactions are released.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); d.milter.Shutdown(ctx) }()
 	go func() { defer wg.Done(); d.policy.Shutdown(ctx) }()
+	go func() { defer wg.Done(); d.admin.Shutdown(ctx) }()
 	wg.Wait()
 	return d.closeAll()
 }
@@ -222,7 +240,14 @@ func (d *Daemon) closeAll() error {
 	if d.policy != nil {
 		d.policy.Close()
 	}
-	for _, ln := range []net.Listener{d.milterLn, d.policyLn} {
+	if d.admin != nil {
+		// Requests still running after Shutdown's grace are cut off: the
+		// store is about to close under them.
+		ctx, cancel := context.WithTimeout(context.Background(), sessionGrace)
+		d.admin.Shutdown(ctx)
+		cancel()
+	}
+	for _, ln := range []net.Listener{d.milterLn, d.policyLn, d.adminLn, d.adminTCPLn} {
 		if ln != nil {
 			ln.Close()
 		}

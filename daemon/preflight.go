@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
 	"strings"
 
@@ -19,31 +20,66 @@ func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // Preflight checks what config.Load cannot see: that the keys file, when
-// there is one with keys in it, opens (mode, format), and that the socket
-// group exists. A missing or still empty keys file is no error here: the
+// there is one with keys in it, opens (mode, format), that the socket
+// group exists, and that the admin token file, when listen_tcp needs it,
+// holds a token and is not open to others. A missing or still empty keys file is no error here: the
 // daemon starts and defers authenticated mail until a key exists.
 // `relaycap config check` runs it too.
 func Preflight(cfg *config.Config) error {
-	_, err := preflight(cfg)
+	_, _, err := preflight(cfg)
 	return err
 }
 
-// preflight is Preflight returning the keys it loaded, so that Start reads
-// the file once: nil when the file is missing or holds no key yet.
-func preflight(cfg *config.Config) (*idheader.Keyring, error) {
+// preflight is Preflight returning the keys and the admin token it loaded,
+// so that Start reads the files once: keys are nil when the file is
+// missing or holds no key yet, the token when there is no listen_tcp.
+func preflight(cfg *config.Config) (*idheader.Keyring, []byte, error) {
 	var errs []error
 	keys, err := idheader.LoadKeyring(cfg.IDHeader.KeysFile)
 	if err != nil && !noKeys(err) {
 		errs = append(errs, fmt.Errorf("id_header.keys_file: %w", err))
 	}
-	unixSocket := strings.HasPrefix(cfg.Milter.Listen, "unix:") || strings.HasPrefix(cfg.Policy.Listen, "unix:")
+	var token []byte
+	if cfg.Admin.ListenTCP != "" {
+		if token, err = readToken(cfg.Admin.TokenFile); err != nil {
+			errs = append(errs, fmt.Errorf("admin.token_file: %w", err))
+		}
+	}
+	unixSocket := strings.HasPrefix(cfg.Milter.Listen, "unix:") || strings.HasPrefix(cfg.Policy.Listen, "unix:") ||
+		strings.HasPrefix(cfg.Admin.Listen, "unix:")
 	if g := cfg.Socket.Group; g != "" && unixSocket {
 		if _, err := user.LookupGroup(g); err != nil {
 			errs = append(errs, fmt.Errorf("socket.group: %w", err))
 		}
 	}
 	if len(errs) > 0 {
-		return nil, &ConfigError{errors.Join(errs...)}
+		return nil, nil, &ConfigError{errors.Join(errs...)}
 	}
-	return keys, nil
+	return keys, token, nil
+}
+
+// minToken is the shortest bearer token accepted: 16 bytes is 128 bits of
+// `openssl rand -hex 16` only if random; shorter is surely not.
+const minToken = 16
+
+// readToken reads the admin bearer token: the file's first line. A file
+// others may read or write would hand the API to every local user.
+func readToken(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o007 != 0 {
+		return nil, fmt.Errorf("%s has mode %04o: others may read it; chmod o-rwx it", path, fi.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	token := strings.TrimSpace(line)
+	if len(token) < minToken {
+		return nil, fmt.Errorf("%s: the token on its first line is shorter than %d characters", path, minToken)
+	}
+	return []byte(token), nil
 }

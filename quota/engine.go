@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,6 +139,17 @@ func (e *Engine) lookup(s *Settings, login string, day Day) (Account, error) {
 func (e *Engine) FileManaged(name string) bool {
 	_, ok := e.settings.Load().Accounts[NormalizeName(name)]
 	return ok
+}
+
+// FileAccounts lists the file-managed accounts in name order.
+func (e *Engine) FileAccounts() []Account {
+	accts := e.settings.Load().Accounts
+	out := make([]Account, 0, len(accts))
+	for _, a := range accts {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b Account) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // Location is the zone days are counted in.

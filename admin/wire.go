@@ -1,0 +1,164 @@
+// Package admin is relaycap's admin API: HTTP/JSON under /v1 on a unix
+// socket (the caller's uid is logged and audited) and optionally on TCP
+// with a bearer token. The server runs in the daemon; the client is what
+// the CLI (and any Go program) calls it with. openapi.yaml describes the
+// same routes and fields, and a test holds the two to each other.
+package admin
+
+import "time"
+
+// AccountRequest creates or updates a store-managed account (PUT). Omitted
+// fields stay as they are; a new account needs daily_limit.
+type AccountRequest struct {
+	DailyLimit *int64  `json:"daily_limit,omitempty"`
+	Note       *string `json:"note,omitempty"`
+	Status     string  `json:"status,omitempty"`
+	Reason     string  `json:"reason,omitempty"`
+}
+
+// ReasonRequest suspends, resumes or terminates an account.
+type ReasonRequest struct {
+	Reason string `json:"reason"`
+}
+
+// PurchaseRequest is relays a billing system sold. PurchaseID is its
+// idempotency key: a retry with the same id adds nothing.
+type PurchaseRequest struct {
+	Relays     int64  `json:"relays"`
+	PurchaseID string `json:"purchase_id"`
+	TodayOnly  bool   `json:"today_only,omitempty"`
+}
+
+// Account is an account as the API shows it.
+type Account struct {
+	Name       string    `json:"name"`
+	DailyLimit int64     `json:"daily_limit"`
+	TopUpToday int64     `json:"top_up_today"`
+	Status     string    `json:"status"`
+	Note       string    `json:"note"`
+	Source     string    `json:"source"` // store | file
+	Created    time.Time `json:"created,omitzero"`
+	Updated    time.Time `json:"updated,omitzero"`
+}
+
+// AccountDetail is `account show`: the account, its day, its purchases and
+// its last audit entries.
+type AccountDetail struct {
+	Account   Account      `json:"account"`
+	Usage     Usage        `json:"usage"`
+	Purchases []Purchase   `json:"purchases"`
+	Audit     []AuditEntry `json:"audit"`
+}
+
+// AccountList is one page of accounts; Next, if set, is the after= of the
+// next page.
+type AccountList struct {
+	Accounts []Account `json:"accounts"`
+	Next     string    `json:"next,omitempty"`
+}
+
+// Purchase is a recorded purchase; Replay is set when this call repeated
+// an earlier one and changed nothing.
+type Purchase struct {
+	PurchaseID string    `json:"purchase_id"`
+	Account    string    `json:"account"`
+	Relays     int64     `json:"relays"`
+	TodayOnly  bool      `json:"today_only"`
+	Day        string    `json:"day"`
+	Time       time.Time `json:"time"`
+	Actor      string    `json:"actor"`
+	DailyLimit int64     `json:"daily_limit"`
+	DayLimit   int64     `json:"day_limit"`
+	Replay     bool      `json:"replay"`
+}
+
+// Usage is an account's day so far, in the shape a customer portal shows
+// it (SES GetSendQuota: max, sent, remaining; plus the reset).
+type Usage struct {
+	Account   string `json:"account"`
+	Day       string `json:"day"`
+	Used      int64  `json:"used"`
+	Reserved  int64  `json:"reserved"`
+	Limit     int64  `json:"limit"`
+	Remaining int64  `json:"remaining"`
+	Status    string `json:"status"`
+	Source    string `json:"source"` // store | file | default
+	ResetsAt  string `json:"resets_at"`
+}
+
+// History is an account's committed relays per day.
+type History struct {
+	Account string     `json:"account"`
+	From    string     `json:"from"`
+	To      string     `json:"to"`
+	Days    []DayUsage `json:"days"`
+}
+
+// DayUsage is one day of a History.
+type DayUsage struct {
+	Day  string `json:"day"`
+	Used int64  `json:"used"`
+}
+
+// Top is the accounts with the most relays today.
+type Top struct {
+	Day      string         `json:"day"`
+	Accounts []AccountUsage `json:"accounts"`
+}
+
+// AccountUsage is one row of Top.
+type AccountUsage struct {
+	Account string `json:"account"`
+	Used    int64  `json:"used"`
+}
+
+// Audit is an account's audit trail, newest first.
+type Audit struct {
+	Account string       `json:"account"`
+	Entries []AuditEntry `json:"entries"`
+}
+
+// AuditEntry is one recorded change.
+type AuditEntry struct {
+	Time       time.Time `json:"time"`
+	Account    string    `json:"account"`
+	Actor      string    `json:"actor"`
+	Action     string    `json:"action"`
+	Before     *State    `json:"before,omitempty"`
+	After      *State    `json:"after,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	PurchaseID string    `json:"purchase_id,omitempty"`
+}
+
+// State is an account's settings before or after a change.
+type State struct {
+	DailyLimit int64  `json:"daily_limit"`
+	Status     string `json:"status"`
+	Note       string `json:"note,omitempty"`
+	TopUp      int64  `json:"top_up,omitempty"`
+}
+
+// Deleted answers a delete.
+type Deleted struct {
+	Account string `json:"account"`
+	Deleted bool   `json:"deleted"`
+}
+
+// Error is every error's body.
+type Error struct {
+	Message string `json:"error"`
+	Code    string `json:"code"`
+}
+
+// The codes of Error.
+const (
+	CodeBadRequest       = "bad_request"
+	CodeUnauthorized     = "unauthorized"
+	CodeNotFound         = "not_found"
+	CodeMethod           = "method_not_allowed"
+	CodeFileManaged      = "file_managed"
+	CodeTerminated       = "terminated"
+	CodePurchaseConflict = "purchase_conflict"
+	CodeUnavailable      = "unavailable"
+	CodeInternal         = "internal"
+)
