@@ -261,14 +261,17 @@ func (e *Engine) Commit(txn *Txn, now time.Time) (Decision, error) {
 }
 
 // verdictOf is the verdict an account's status alone gives.
+// A status it does not know (a damaged record) grants nothing.
 func verdictOf(s Status) Verdict {
 	switch s {
+	case StatusActive:
+		return Allowed
 	case StatusSuspended:
 		return Suspended
 	case StatusTerminated:
 		return Terminated
 	}
-	return Allowed
+	return NoVerdict
 }
 
 // Release drops txn's reservations without counting them (abort, RSET, a
