@@ -1,0 +1,48 @@
+package notify
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/relaycap/relaycap/quota"
+)
+
+// MailEvents turns the mail path's decisions into events: a crossed
+// threshold, the first quota refusal of a day. Each is written once per
+// account and day through the outbox's once keys, so several hosts on one
+// store send one event between them.
+type MailEvents struct {
+	Notifier   *Notifier
+	Thresholds []int // percent of the daily limit
+}
+
+var _ quota.Events = MailEvents{}
+
+// Committed emits an event for each threshold the commit of n relays took
+// the day's usage past.
+func (m MailEvents) Committed(d quota.Decision, n int64, now time.Time) {
+	// n may span two days (a message across midnight); the once key makes
+	// a threshold already passed on d.Day harmless.
+	before := max(d.Used-n, 0)
+	for _, p := range Crossed(before, d.Used, d.Limit, m.Thresholds) {
+		ev := m.event(TypeThreshold, d, now)
+		ev.Percent = p
+		m.Notifier.Emit(ev, "threshold/"+d.Account.Name+"/"+string(d.Day)+"/"+strconv.Itoa(p))
+	}
+}
+
+// Refused emits the first refusal of the day for quota.
+func (m MailEvents) Refused(d quota.Decision, now time.Time) {
+	if d.Verdict != quota.OverQuota {
+		return
+	}
+	m.Notifier.Emit(m.event(TypeQuotaRefused, d, now), "refused/"+d.Account.Name+"/"+string(d.Day))
+}
+
+func (m MailEvents) event(t Type, d quota.Decision, now time.Time) Event {
+	resets := d.ResetAt.UTC()
+	return Event{
+		ID: NewID(now), Type: t, Time: now.UTC(), Account: d.Account.Name,
+		Day: string(d.Day), Used: d.Used, Limit: d.Limit, ResetsAt: &resets,
+	}
+}
