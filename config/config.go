@@ -38,6 +38,7 @@ type Config struct {
 	Store    StoreConfig    `mapstructure:"store"`
 	Log      LogConfig      `mapstructure:"log"`
 	Socket   SocketConfig   `mapstructure:"socket"`
+	Notify   NotifyConfig   `mapstructure:"notify"`
 
 	// Location is Quota.Timezone, loaded by Load once the config is valid.
 	Location *time.Location `mapstructure:"-"`
@@ -177,6 +178,9 @@ var defaults = []setting{
 	{"log::format", "text", "text or json."},
 	{"socket::mode", "0660", "Permissions of the unix sockets (octal, quoted)."},
 	{"socket::group", "", "Group of the unix sockets; empty leaves it unchanged."},
+	{"notify::webhook_url", "", "Customer events (thresholds, refusals, sanctions, brakes) are POSTed here,\nsigned; empty sends none."},
+	{"notify::secret_file", "", "The HMAC-SHA256 key of the signature; not readable by others."},
+	{"notify::thresholds", []int{80, 100}, "Percents of the daily limit that send an event, once per account and day."},
 }
 
 // DefaultYAML returns the defaults table as a commented YAML config file.

@@ -85,6 +85,7 @@ func TestDefaults(t *testing.T) {
 		Store:    StoreConfig{SyncWrites: true, MinFreeMB: 128},
 		Log:      LogConfig{Level: "info", Format: "text"},
 		Socket:   SocketConfig{Mode: 0o660},
+		Notify:   NotifyConfig{Thresholds: []int{80, 100}},
 		Location: mustLoc(t, "America/New_York"),
 	}
 	same(t, got, want)
@@ -227,9 +228,11 @@ func TestFullExample(t *testing.T) {
 		},
 		IDHeader: IDHeaderConfig{Name: "X-Relaycap-ID", KeysFile: "/etc/relaycap/keys",
 			Extra: map[string]string{"X-Abuse-Contact": "abuse@example.net"}},
-		Store:    StoreConfig{SyncWrites: false, MinFreeMB: 256},
-		Log:      LogConfig{Level: "debug", Format: "json"},
-		Socket:   SocketConfig{Mode: 0o600, Group: "postfix"},
+		Store:  StoreConfig{SyncWrites: false, MinFreeMB: 256},
+		Log:    LogConfig{Level: "debug", Format: "json"},
+		Socket: SocketConfig{Mode: 0o600, Group: "postfix"},
+		Notify: NotifyConfig{WebhookURL: "https://billing.example.net/hooks/relaycap",
+			SecretFile: "/etc/relaycap/webhook.secret", Thresholds: []int{75, 90, 100}},
 		Location: mustLoc(t, "Europe/Paris"),
 		Path:     path,
 	}

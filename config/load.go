@@ -334,7 +334,7 @@ func decode(input, out any) error {
 		ErrorUnused: true,
 		Result:      out,
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			durationHook, modeHook, accountHook, stringScalarHook,
+			durationHook, modeHook, accountHook, intListHook, stringScalarHook,
 		),
 	})
 	if err != nil {

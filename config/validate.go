@@ -34,6 +34,7 @@ func (c *Config) Validate() error {
 	c.checkStore(&ck)
 	c.checkLog(&ck)
 	c.checkSocket(&ck)
+	c.checkNotify(&ck)
 	if len(ck.p) > 0 {
 		return ck.p
 	}
