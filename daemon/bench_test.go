@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	gomilter "github.com/d--j/go-milter"
 )
@@ -27,9 +28,28 @@ func BenchmarkPolicyRequest(b *testing.B) {
 // Postfix sends it on a new SMTP connection: negotiate, connect, MAIL,
 // RCPTs, headers, end of message (commit, synced to disk, and the token).
 func BenchmarkMilterTransaction(b *testing.B) {
+	benchMilterTransaction(b, "")
+}
+
+// BenchmarkMilterTransactionWebhook is BenchmarkMilterTransaction with a
+// webhook configured (a real HTTP receiver on loopback): every commit goes
+// through the event path, and crosses no threshold at this limit (a
+// crossing is once per account and day). Its figures compare with
+// BenchmarkMilterTransaction's.
+func BenchmarkMilterTransactionWebhook(b *testing.B) {
+	r := newHookReceiver(b, time.Now)
+	go func() { // drain: the benchmark does not wait for deliveries
+		for range r.got {
+		}
+	}()
+	benchMilterTransaction(b, fmt.Sprintf("notify: {webhook_url: %q, secret_file: %q, thresholds: [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]}\n",
+		r.srv.URL, writeSecret(b)))
+}
+
+func benchMilterTransaction(b *testing.B, extra string) {
 	for _, n := range []int{1, 10} {
 		b.Run(fmt.Sprintf("rcpts=%d", n), func(b *testing.B) {
-			td := startDaemon(b, "store: {sync_writes: true}\nquota: {default_daily_limit: 100000000}\n")
+			td := startDaemon(b, extra+"store: {sync_writes: true}\nquota: {default_daily_limit: 100000000}\n")
 			var next atomic.Int64
 			b.ReportAllocs()
 			for b.Loop() {

@@ -19,6 +19,7 @@ import (
 	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/idheader"
 	"github.com/relaycap/relaycap/milter"
+	"github.com/relaycap/relaycap/notify"
 	"github.com/relaycap/relaycap/policy"
 	"github.com/relaycap/relaycap/quota"
 	"github.com/relaycap/relaycap/quota/badgerstore"
@@ -35,6 +36,9 @@ type Options struct {
 	Level *slog.LevelVar
 	// Now reads the clock; tests may pass their own.
 	Now func() time.Time
+	// NotifyPoll is how often the webhook deliverer looks for retries
+	// due; 0 takes notify's default.
+	NotifyPoll time.Duration
 }
 
 // Daemon is a running relaycap.
@@ -48,6 +52,12 @@ type Daemon struct {
 	admin  *admin.Server
 
 	milterLn, policyLn, adminLn, adminTCPLn net.Listener
+
+	// notifier is nil without a webhook; the deliverer runs until closeAll.
+	notifier    *notify.Notifier
+	deliverer   *notify.Deliverer
+	stopDeliver context.CancelFunc
+	delivered   chan struct{}
 
 	mu   sync.Mutex
 	cfg  *config.Config
@@ -94,12 +104,17 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	if d.engine, err = quota.NewEngine(store, store, engineSettings(cfg)); err != nil {
 		return nil, err
 	}
+	if err := d.startNotify(cfg, o); err != nil {
+		return nil, err
+	}
+	events := d.mailEvents(cfg)
 	d.milter = milter.NewServer(d.engine, milterSettings(cfg, keys), milter.Options{
 		Logger: o.Logger, Now: o.Now,
 		ReadTimeout: cfg.Milter.ReadTimeout, WriteTimeout: cfg.Milter.WriteTimeout,
+		Events: events,
 	})
 	d.policy = policy.NewServer(d.engine, policySettings(cfg), policy.Options{
-		Logger: o.Logger, Now: o.Now, ReadTimeout: cfg.Policy.ReadTimeout,
+		Logger: o.Logger, Now: o.Now, ReadTimeout: cfg.Policy.ReadTimeout, Events: events,
 	})
 	if d.milterLn, err = sockets.Listen(cfg.Milter.Listen, cfg.Socket.Mode, cfg.Socket.Group); err != nil {
 		return nil, fmt.Errorf("milter listener: %w", err)
@@ -147,6 +162,14 @@ func isClosed(err error) bool {
 
 // Err delivers a listener's fatal error.
 func (d *Daemon) Err() <-chan error { return d.errc }
+
+// NotifyStats counts the webhook's deliveries; zero without a webhook.
+func (d *Daemon) NotifyStats() notify.Stats {
+	if d.deliverer == nil {
+		return notify.Stats{}
+	}
+	return d.deliverer.Stats()
+}
 
 // Engine is the quota engine the listeners share.
 func (d *Daemon) Engine() *quota.Engine { return d.engine }
@@ -215,6 +238,7 @@ func keepRestartOnly(next, running *config.Config, log *slog.Logger) {
 		next.Quota.Timezone, next.Location = running.Quota.Timezone, running.Location
 	})
 	keep("log.format", next.Log.Format, running.Log.Format, func() { next.Log.Format = running.Log.Format })
+	keep("notify", next.Notify, running.Notify, func() { next.Notify = running.Notify })
 }
 
 // Shutdown stops taking connections, gives open transactions until ctx ends
@@ -265,6 +289,7 @@ func (d *Daemon) closeAll() error {
 	if d.policy != nil {
 		d.policy.Wait(ctx)
 	}
+	d.stopNotify()
 	if d.store != nil {
 		return d.store.Close()
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/idheader"
+	"github.com/relaycap/relaycap/notify"
 )
 
 // ConfigError is a start failure the operator must fix in the config or in
@@ -21,9 +22,11 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 
 // Preflight checks what config.Load cannot see: that the keys file, when
 // there is one with keys in it, opens (mode, format), that the socket
-// group exists, and that the admin token file, when listen_tcp needs it,
-// holds a token and is not open to others. A missing or still empty keys file is no error here: the
-// daemon starts and defers authenticated mail until a key exists.
+// group exists, that the admin token file, when listen_tcp needs it,
+// holds a token and is not open to others, and that the webhook secret,
+// when a webhook is set, reads and is closed to others. A missing or still
+// empty keys file is no error here: the daemon starts and defers
+// authenticated mail until a key exists.
 // `relaycap config check` runs it too.
 func Preflight(cfg *config.Config) error {
 	_, _, err := preflight(cfg)
@@ -50,6 +53,11 @@ func preflight(cfg *config.Config) (*idheader.Keyring, []byte, error) {
 	if g := cfg.Socket.Group; g != "" && unixSocket {
 		if _, err := user.LookupGroup(g); err != nil {
 			errs = append(errs, fmt.Errorf("socket.group: %w", err))
+		}
+	}
+	if cfg.Notify.WebhookURL != "" {
+		if _, err := notify.ReadSecret(cfg.Notify.SecretFile); err != nil {
+			errs = append(errs, fmt.Errorf("notify.secret_file: %w", err))
 		}
 	}
 	if len(errs) > 0 {

@@ -22,6 +22,7 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	settings atomic.Pointer[Settings]
+	events   quota.Events // nil: none
 	srv      *gomilter.Server
 	// sessions counts the callbacks' owners: go-milter's Close ends the
 	// connections but does not wait for their goroutines, and the store
@@ -38,6 +39,8 @@ type Options struct {
 	// transaction, body included (we do not ask for the body).
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
+	// Events, if set, hears of commits and refusals (customer events).
+	Events quota.Events
 }
 
 // NewServer returns a milter server over engine.
@@ -48,7 +51,7 @@ func NewServer(engine *quota.Engine, set Settings, o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{engine: engine, log: o.Logger.With("component", "milter"), now: o.Now}
+	s := &Server{engine: engine, log: o.Logger.With("component", "milter"), now: o.Now, events: o.Events}
 	// go-milter reports protocol errors (a broken packet, a lost peer)
 	// through this package variable; route them to our log.
 	gomilter.LogWarning = func(format string, v ...any) { s.log.Warn(fmt.Sprintf(format, v...)) }

@@ -72,6 +72,9 @@ func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter
 		s.refused++
 		r := reply.ForDecision(d, s.set.OverQuotaReject)
 		s.srv.log.Debug("recipient refused", "account", d.Account.Name, "rcpt", rcpt, "verdict", d.Verdict, "reply", r.String())
+		if s.srv.events != nil {
+			s.srv.events.Refused(d, s.srv.now())
+		}
 		return respond(r)
 	}
 	return gomilter.RespContinue, nil
@@ -127,6 +130,9 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 	}
 	s.srv.log.Info("decision", "account", d.Account.Name, "queue_id", queueID,
 		"accepted", accepted, "refused", s.refused, "used", d.Used, "limit", d.Limit, "result", "accept")
+	if s.srv.events != nil {
+		s.srv.events.Committed(d, accepted, now)
+	}
 	return gomilter.RespAccept, nil
 }
 

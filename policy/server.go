@@ -35,6 +35,8 @@ type Options struct {
 	// one. The daemon passes policy.read_timeout: its default lives in
 	// config's defaults table, not here.
 	ReadTimeout time.Duration
+	// Events, if set, hears of refusals (customer events).
+	Events quota.Events
 }
 
 // Server serves the policy protocol.
@@ -44,6 +46,7 @@ type Server struct {
 	now      func() time.Time
 	timeout  time.Duration
 	settings atomic.Pointer[Settings]
+	events   quota.Events // nil: none
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -64,7 +67,7 @@ func NewServer(engine *quota.Engine, set Settings, o Options) *Server {
 		o.Now = time.Now
 	}
 	s := &Server{
-		engine: engine, log: o.Logger.With("component", "policy"), now: o.Now, timeout: o.ReadTimeout,
+		engine: engine, log: o.Logger.With("component", "policy"), now: o.Now, timeout: o.ReadTimeout, events: o.Events,
 		listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{},
 	}
 	s.SetSettings(set)
@@ -202,7 +205,8 @@ func (s *Server) decide(req Request) string {
 	if !strings.EqualFold(req["protocol_state"], "RCPT") || login == "" {
 		return "DUNNO"
 	}
-	d, err := s.engine.Check(login, s.now())
+	now := s.now()
+	d, err := s.engine.Check(login, now)
 	if err != nil {
 		s.log.Error("policy check failed", "account", login, "err", err)
 		return action(reply.TemporaryFailure())
@@ -212,6 +216,9 @@ func (s *Server) decide(req Request) string {
 	}
 	s.log.Info("policy refused", "account", d.Account.Name, "verdict", d.Verdict.String(),
 		"queue_id", req["queue_id"], "recipient", req["recipient"], "used", d.Used, "reserved", d.Reserved, "limit", d.Limit)
+	if s.events != nil {
+		s.events.Refused(d, now)
+	}
 	return action(reply.ForDecision(d, s.settings.Load().OverQuotaReject))
 }
 

@@ -1,0 +1,52 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/relaycap/relaycap/config"
+	"github.com/relaycap/relaycap/notify"
+	"github.com/relaycap/relaycap/quota"
+)
+
+// startNotify starts the webhook deliverer over the store's outbox when a
+// webhook is configured. Preflight checked the secret; it is read again
+// here because Start may race an edit of it.
+func (d *Daemon) startNotify(cfg *config.Config, o Options) error {
+	if cfg.Notify.WebhookURL == "" {
+		return nil
+	}
+	secret, err := notify.ReadSecret(cfg.Notify.SecretFile)
+	if err != nil {
+		return &ConfigError{err}
+	}
+	box := d.store.Outbox()
+	d.deliverer = notify.NewDeliverer(box, notify.Webhook{URL: cfg.Notify.WebhookURL, Secret: secret},
+		notify.DelivererOptions{Logger: o.Logger, Now: o.Now, Poll: o.NotifyPoll})
+	d.notifier = notify.NewNotifier(box, d.deliverer.Wake, o.Logger)
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopDeliver, d.delivered = cancel, make(chan struct{})
+	go func() {
+		defer close(d.delivered)
+		d.deliverer.Run(ctx)
+	}()
+	return nil
+}
+
+// stopNotify stops the deliverer and waits for it, before the store closes.
+// An attempt cut short stays in the outbox for the next start.
+func (d *Daemon) stopNotify() {
+	if d.stopDeliver != nil {
+		d.stopDeliver()
+		<-d.delivered
+	}
+}
+
+// mailEvents is what the milter and the policy service report to; nil
+// (an interface without a value) without a webhook, so the mail path does
+// not even call it.
+func (d *Daemon) mailEvents(cfg *config.Config) quota.Events {
+	if d.notifier == nil {
+		return nil
+	}
+	return notify.MailEvents{Notifier: d.notifier, Thresholds: cfg.Notify.Thresholds}
+}
