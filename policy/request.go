@@ -22,67 +22,109 @@ const (
 // ErrMalformed marks a request that breaks the protocol.
 var ErrMalformed = errors.New("malformed policy request")
 
-// Request is one policy request: attribute names and values.
-type Request map[string]string
+// Request is what the service decides on out of one policy request. Every
+// other attribute is checked for the protocol's form and then dropped.
+type Request struct {
+	ProtocolState string // protocol_state
+	SASLUsername  string // sasl_username
+	QueueID       string // queue_id
+	Recipient     string // recipient
+	Attributes    int    // the number of name=value lines
+}
 
-// ReadRequest reads one request: "name=value" lines ended by an empty line
+// Reader reads the policy requests of one connection. It reuses its memory
+// from request to request, and a value that repeats the connection's last
+// request (the login of an SMTP session, the queue id of its message) is
+// not copied again: Postfix sends some 30 attributes per recipient, and a
+// request costs no allocation but the recipient's.
+type Reader struct {
+	r    *bufio.Reader
+	long []byte // a line longer than r's buffer is put together here
+	last Request
+}
+
+// NewReader reads requests from r.
+func NewReader(r io.Reader) *Reader { return &Reader{r: bufio.NewReaderSize(r, 4096)} }
+
+// Read reads one request: "name=value" lines ended by an empty line
 // (SMTPD_POLICY_README, "Protocol description"). It returns io.EOF when the
 // peer closes the connection between requests, and an error wrapping
 // ErrMalformed for a request that breaks the protocol or the limits. Order
 // does not matter and a repeated name keeps its last value, as in Postfix's
 // own attribute reader.
-func ReadRequest(r *bufio.Reader) (Request, error) {
-	req := make(Request, 32)
+func (rd *Reader) Read() (Request, error) {
+	var req Request
 	budget := MaxRequestBytes
 	for n := 0; ; n++ {
-		line, err := readLine(r, &budget)
+		line, err := rd.readLine(&budget)
 		if err != nil {
 			if errors.Is(err, io.EOF) && n == 0 && len(line) == 0 {
-				return nil, io.EOF
+				return Request{}, io.EOF
 			}
 			if errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("%w: connection closed inside a request", ErrMalformed)
+				return Request{}, fmt.Errorf("%w: connection closed inside a request", ErrMalformed)
 			}
-			return nil, err
+			return Request{}, err
 		}
 		if len(line) == 0 {
 			if n == 0 {
-				return nil, fmt.Errorf("%w: empty request", ErrMalformed)
+				return Request{}, fmt.Errorf("%w: empty request", ErrMalformed)
 			}
+			req.Attributes = n
+			rd.last = req
 			return req, nil
 		}
 		if n >= MaxAttributes {
-			return nil, fmt.Errorf("%w: more than %d attributes", ErrMalformed, MaxAttributes)
+			return Request{}, fmt.Errorf("%w: more than %d attributes", ErrMalformed, MaxAttributes)
 		}
 		name, value, ok := bytes.Cut(line, []byte("="))
 		if !ok || len(name) == 0 {
-			return nil, fmt.Errorf("%w: line %d is not name=value: %.40q", ErrMalformed, n+1, line)
+			return Request{}, fmt.Errorf("%w: line %d is not name=value: %.40q", ErrMalformed, n+1, line)
 		}
-		req[string(name)] = string(value)
+		switch string(name) {
+		case "protocol_state":
+			req.ProtocolState = reuse(rd.last.ProtocolState, value)
+		case "sasl_username":
+			req.SASLUsername = reuse(rd.last.SASLUsername, value)
+		case "queue_id":
+			req.QueueID = reuse(rd.last.QueueID, value)
+		case "recipient":
+			req.Recipient = reuse(rd.last.Recipient, value)
+		}
 	}
 }
 
-// readLine returns one line without its "\n" (and a "\r" before it),
-// charging its length to budget.
-func readLine(r *bufio.Reader, budget *int) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		*budget -= len(chunk)
-		if *budget < 0 {
-			return nil, fmt.Errorf("%w: request longer than %d bytes", ErrMalformed, MaxRequestBytes)
-		}
-		line = append(line, chunk...)
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			return line, err
-		}
-		line = bytes.TrimSuffix(line[:len(line)-1], []byte("\r"))
-		if bytes.IndexByte(line, 0) >= 0 {
-			return nil, fmt.Errorf("%w: NUL byte in a line", ErrMalformed)
-		}
-		return line, nil
+// reuse returns last when value spells it, else a copy of value.
+func reuse(last string, value []byte) string {
+	if string(value) == last {
+		return last
 	}
+	return string(value)
+}
+
+// readLine returns one line without its "\n" (and a "\r" before it),
+// charging its length to budget. The line is valid until the next read.
+func (rd *Reader) readLine(budget *int) ([]byte, error) {
+	line, err := rd.r.ReadSlice('\n')
+	*budget -= len(line)
+	if err == bufio.ErrBufferFull {
+		rd.long = append(rd.long[:0], line...)
+		for err == bufio.ErrBufferFull && *budget >= 0 {
+			line, err = rd.r.ReadSlice('\n')
+			*budget -= len(line)
+			rd.long = append(rd.long, line...)
+		}
+		line = rd.long
+	}
+	if *budget < 0 {
+		return nil, fmt.Errorf("%w: request longer than %d bytes", ErrMalformed, MaxRequestBytes)
+	}
+	if err != nil {
+		return line, err
+	}
+	line = bytes.TrimSuffix(line[:len(line)-1], []byte("\r"))
+	if bytes.IndexByte(line, 0) >= 0 {
+		return nil, fmt.Errorf("%w: NUL byte in a line", ErrMalformed)
+	}
+	return line, nil
 }

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -48,10 +47,12 @@ type Server struct {
 	settings atomic.Pointer[Settings]
 	events   quota.Events // nil: none
 
+	// closing is set under mu, and read without it on every request.
+	closing atomic.Bool
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[net.Conn]struct{}
-	closing   bool
 	wg        sync.WaitGroup
 }
 
@@ -80,7 +81,7 @@ func (s *Server) SetSettings(set Settings) { s.settings.Store(&set) }
 // Serve accepts connections on ln until Shutdown or Close.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.closing {
+	if s.closing.Load() {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
@@ -89,10 +90,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
+			if s.closing.Load() {
 				return ErrServerClosed
 			}
 			if isTimeout(err) {
@@ -102,7 +100,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		s.mu.Lock()
-		if s.closing {
+		if s.closing.Load() {
 			s.mu.Unlock()
 			conn.Close()
 			return ErrServerClosed
@@ -119,7 +117,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // ends, then closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing = true
+	s.closing.Store(true)
 	for ln := range s.listeners {
 		ln.Close()
 	}
@@ -144,7 +142,7 @@ func (s *Server) Wait(ctx context.Context) error { return syncutil.Wait(ctx, &s.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closing = true
+	s.closing.Store(true)
 	for ln := range s.listeners {
 		ln.Close()
 	}
@@ -165,21 +163,19 @@ func (s *Server) serveConn(conn net.Conn) {
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
-	r := bufio.NewReaderSize(conn, 4096)
+	r := NewReader(conn)
 	for {
-		// Under mu, so that Shutdown's "stop reading now" deadline is never
-		// overwritten by this one: a connection that was answering when
-		// Shutdown came ends after its reply.
-		s.mu.Lock()
-		closing := s.closing
-		if !closing && s.timeout > 0 {
+		// The deadline first, then the check: Shutdown sets closing before
+		// its "stop reading now" deadline, so either this sees closing or
+		// Shutdown's deadline comes after this one and wins. A connection
+		// that was answering when Shutdown came ends after its reply.
+		if s.timeout > 0 {
 			conn.SetReadDeadline(time.Now().Add(s.timeout))
 		}
-		s.mu.Unlock()
-		if closing {
+		if s.closing.Load() {
 			return
 		}
-		req, err := ReadRequest(r)
+		req, err := r.Read()
 		if err != nil {
 			if errors.Is(err, ErrMalformed) {
 				// No reply: Postfix treats a broken policy connection as
@@ -190,37 +186,42 @@ func (s *Server) serveConn(conn net.Conn) {
 			}
 			return
 		}
-		action := s.decide(req)
 		conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		if _, err := io.WriteString(conn, "action="+action+"\n\n"); err != nil {
+		if _, err := conn.Write(s.decide(req)); err != nil {
 			s.log.Warn("policy reply failed", "err", err)
 			return
 		}
 	}
 }
 
-// decide answers one request with an access(5) action.
-func (s *Server) decide(req Request) string {
-	login := req["sasl_username"]
-	if !strings.EqualFold(req["protocol_state"], "RCPT") || login == "" {
-		return "DUNNO"
+// dunno is the reply that leaves the decision to Postfix's other rules.
+var dunno = []byte("action=DUNNO\n\n")
+
+// decide answers one request with an access(5) action, as the reply block.
+func (s *Server) decide(req Request) []byte {
+	login := req.SASLUsername
+	if !strings.EqualFold(req.ProtocolState, "RCPT") || login == "" {
+		return dunno
 	}
 	now := s.now()
 	d, err := s.engine.Check(login, now)
 	if err != nil {
 		s.log.Error("policy check failed", "account", login, "err", err)
-		return action(reply.TemporaryFailure())
+		return block(action(reply.TemporaryFailure()))
 	}
 	if d.Allowed() {
-		return "DUNNO"
+		return dunno
 	}
 	s.log.Info("policy refused", "account", d.Account.Name, "verdict", d.Verdict.String(),
-		"queue_id", req["queue_id"], "recipient", req["recipient"], "used", d.Used, "reserved", d.Reserved, "limit", d.Limit)
+		"queue_id", req.QueueID, "recipient", req.Recipient, "used", d.Used, "reserved", d.Reserved, "limit", d.Limit)
 	if s.events != nil {
 		s.events.Refused(d, now)
 	}
-	return action(reply.ForDecision(d, s.settings.Load().OverQuotaReject))
+	return block(action(reply.ForDecision(d, s.settings.Load().OverQuotaReject)))
 }
+
+// block is the reply block of one action.
+func block(action string) []byte { return []byte("action=" + action + "\n\n") }
 
 // action renders a refusal as an access(5) action. The SMTP code is left
 // to Postfix (access_map_defer_code, access_map_reject_code); the enhanced

@@ -115,11 +115,7 @@ func TestShutdownEndsAConnectionAfterItsReply(t *testing.T) {
 }
 
 // isClosing tells whether Shutdown or Close has begun.
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
+func (s *Server) isClosing() bool { return s.closing.Load() }
 
 // stores is what a test engine runs over: usage and accounts, from one
 // Badger store or a wrapper of one.
