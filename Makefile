@@ -6,7 +6,7 @@ BIN     := relaycap
 # `make run` keeps its state and key here (the embedded default state_dir).
 STATE   := ./relaycap-data
 
-.PHONY: help build run test vet fmt-check bench load fuzz clean
+.PHONY: help build run test vet fmt-check bench load bench-floor fuzz clean
 
 help:
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -35,6 +35,12 @@ bench: ## benchmarks: engine, policy request, milter transaction, token seal/ope
 
 load: ## RSS and rate after 100000 accounts each commit one relay (ACCOUNTS=n)
 	test/load/run.sh $(or $(ACCOUNTS),100000)
+
+# Ratios against the do-nothing floor, in one run alternating the servers;
+# exits 1 when one misses its goal. A benchmark, not part of make test.
+BENCH_FLOOR_FLAGS ?=
+bench-floor: ## relaycap vs a do-nothing policy server + milter: ratios, RSS, start-up; exit 1 below a goal
+	$(GO) run ./test/load/benchfloor $(BENCH_FLOOR_FLAGS)
 
 FUZZTIME ?= 20s
 fuzz: ## run each fuzz target for FUZZTIME

@@ -56,25 +56,35 @@ func NewServer(engine *quota.Engine, set Settings, o Options) *Server {
 	// through this package variable; route them to our log.
 	gomilter.LogWarning = func(format string, v ...any) { s.log.Warn(fmt.Sprintf(format, v...)) }
 	s.SetSettings(set)
-	s.srv = gomilter.NewServer(
+	opts := append(Negotiation(),
 		gomilter.WithMilter(func() gomilter.Milter {
 			s.sessions.Add(1) // go-milter calls Cleanup for every milter it makes
 			return guard{s: &session{srv: s}, log: s.log}
 		}),
-		gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptChangeHeader),
+		gomilter.WithReadTimeout(o.ReadTimeout),
+		gomilter.WithWriteTimeout(o.WriteTimeout),
+	)
+	s.srv = gomilter.NewServer(opts...)
+	return s
+}
+
+// Negotiation is what relaycap asks of the MTA: the header actions, the
+// protocol steps it does without, and the macros of each stage. The
+// do-nothing milter of test/load negotiates the same, so that the floor
+// it measures costs the MTA what relaycap's negotiation costs.
+func Negotiation() []gomilter.Option {
+	return []gomilter.Option{
+		gomilter.WithActions(gomilter.OptAddHeader | gomilter.OptChangeHeader),
 		// We need no HELO and no body; the header is needed for forged
 		// copies of our headers and the Message-ID. No replies to header
 		// events saves a round trip per header line.
-		gomilter.WithProtocols(gomilter.OptNoHelo|gomilter.OptNoBody|gomilter.OptNoUnknown|gomilter.OptNoData|gomilter.OptNoHeaderReply|gomilter.OptNoEOH),
+		gomilter.WithProtocols(gomilter.OptNoHelo | gomilter.OptNoBody | gomilter.OptNoUnknown | gomilter.OptNoData | gomilter.OptNoHeaderReply | gomilter.OptNoEOH),
 		// Ask for what we use instead of trusting the MTA's defaults
 		// (milter_mail_macros etc. can be changed by the admin).
 		gomilter.WithMacroRequest(gomilter.StageMail, []string{gomilter.MacroAuthAuthen, gomilter.MacroAuthType}),
 		gomilter.WithMacroRequest(gomilter.StageRcpt, []string{gomilter.MacroQueueId}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []string{gomilter.MacroQueueId}),
-		gomilter.WithReadTimeout(o.ReadTimeout),
-		gomilter.WithWriteTimeout(o.WriteTimeout),
-	)
-	return s
+	}
 }
 
 // SetSettings swaps the settings; transactions already begun keep theirs.

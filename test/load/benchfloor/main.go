@@ -1,0 +1,304 @@
+// Command benchfloor measures relaycap against the floor, a do-nothing
+// policy server and milter (test/load/floor), on this machine, in one run
+// that alternates the two servers phase by phase (make bench-floor). It
+// prints every ratio with its two rates and the memory and start-up
+// figures, and exits 1 when one misses its goal (issue 12):
+//
+//   - policy service >= 0.9x the floor on 1 and on 8 persistent
+//     connections, logins from 1000 default_daily_limit accounts, and from
+//     1000 store-managed accounts;
+//   - RSS <= 64 MiB with 1,000,000 store-managed accounts, 100,000 of them
+//     active today (each sends a message through the milter), and
+//     READY=1 within 1 s on that database.
+//
+// Only ratios taken in one run mean anything on a shared machine.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/relaycap/relaycap/idheader"
+	"github.com/relaycap/relaycap/test/load/drive"
+)
+
+type bins struct{ relaycap, floor, profserve string }
+
+type options struct {
+	phase            time.Duration
+	rounds           int
+	scenarios        map[string]bool
+	accounts, active int
+	profileDir       string
+}
+
+// goal is one line of the report.
+type goal struct {
+	name   string
+	got    float64
+	detail string
+	min    float64 // got must be >= min, or
+	max    float64 // got must be <= max (when max > 0)
+	unit   string
+}
+
+func (g goal) met() bool {
+	if g.max > 0 {
+		return g.got <= g.max
+	}
+	return g.got >= g.min
+}
+
+func main() {
+	var o options
+	only := flag.String("only", "policy-default,policy-store,big", "scenarios to run, comma-separated")
+	flag.DurationVar(&o.phase, "phase", 2*time.Second, "length of one measured phase")
+	flag.IntVar(&o.rounds, "rounds", 3, "alternations of relaycap and floor per connection count")
+	flag.IntVar(&o.accounts, "accounts", 1000000, "store-managed accounts of the big scenario")
+	flag.IntVar(&o.active, "active", 100000, "of which active today (each sends one message)")
+	flag.StringVar(&o.profileDir, "profile", "", "run relaycap under the CPU profiler, writing DIR/<scenario>.pprof")
+	flag.Parse()
+	o.scenarios = map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		o.scenarios[strings.TrimSpace(s)] = true
+	}
+	code, err := run(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchfloor:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func run(o options) (int, error) {
+	ctx := context.Background()
+	top, err := os.MkdirTemp("", "benchfloor-")
+	if err != nil {
+		return 1, err
+	}
+	defer os.RemoveAll(top)
+	b, err := build(top, o.profileDir != "")
+	if err != nil {
+		return 1, err
+	}
+	floor, err := startFloor(b.floor, top)
+	if err != nil {
+		return 1, err
+	}
+	defer floor.stop()
+	fmt.Printf("bench-floor: phases of %v, %d rounds alternating relaycap and the floor; %s\n", o.phase, o.rounds, machine())
+	var goals []goal
+	for _, sc := range []struct {
+		name string
+		fn   func(context.Context, *bins, *proc, string, options) ([]goal, error)
+	}{
+		{"policy-default", policyDefault},
+		{"policy-store", policyStore},
+		{"big", big},
+	} {
+		if !o.scenarios[sc.name] {
+			continue
+		}
+		dir := filepath.Join(top, sc.name)
+		if err := prepare(dir); err != nil {
+			return 1, err
+		}
+		gs, err := sc.fn(ctx, b, floor, dir, o)
+		if err != nil {
+			return 1, fmt.Errorf("%s: %w", sc.name, err)
+		}
+		goals = append(goals, gs...)
+	}
+	fmt.Println("\ngoal                                               relaycap / floor             ratio   goal    ")
+	code := 0
+	for _, g := range goals {
+		verdict := "ok"
+		if !g.met() {
+			verdict, code = "MISSED", 1
+		}
+		bound := fmt.Sprintf(">= %.2f", g.min)
+		if g.max > 0 {
+			bound = fmt.Sprintf("<= %.0f", g.max)
+		}
+		fmt.Printf("%-50s %-28s %7.2f%s %-8s %s\n", g.name, g.detail, g.got, g.unit, bound, verdict)
+	}
+	return code, nil
+}
+
+func machine() string {
+	out, _ := exec.Command("nproc").Output()
+	load, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(load))
+	if len(f) > 0 {
+		return fmt.Sprintf("%s cores, load %s", strings.TrimSpace(string(out)), f[0])
+	}
+	return strings.TrimSpace(string(out)) + " cores"
+}
+
+// build compiles relaycap, the floor and (for profiles) profserve from the
+// tree.
+func build(dir string, profserve bool) (*bins, error) {
+	b := &bins{relaycap: filepath.Join(dir, "relaycap"), floor: filepath.Join(dir, "floor"), profserve: filepath.Join(dir, "profserve")}
+	targets := [][2]string{{b.relaycap, "./cmd/relaycap"}, {b.floor, "./test/load/floor"}}
+	if profserve {
+		targets = append(targets, [2]string{b.profserve, "./test/load/profserve"})
+	}
+	for _, t := range targets {
+		if out, err := exec.Command("go", "build", "-o", t[0], t[1]).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build %s: %w\n%s", t[1], err, out)
+		}
+	}
+	return b, nil
+}
+
+// prepare makes a scenario's folder with its identification key.
+func prepare(dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o750); err != nil {
+		return err
+	}
+	_, err := idheader.Keygen(filepath.Join(dir, "id.keys"), rand.Reader)
+	return err
+}
+
+func names(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%07d@example.com", prefix, i)
+	}
+	return out
+}
+
+func profilePath(o options, scenario string) string {
+	if o.profileDir == "" {
+		return ""
+	}
+	return filepath.Join(o.profileDir, scenario+".pprof")
+}
+
+func policyDefault(ctx context.Context, b *bins, floor *proc, dir string, o options) ([]goal, error) {
+	if err := os.WriteFile(filepath.Join(dir, "relaycap.yaml"), []byte(relaycapConfig(dir, 1_000_000_000)), 0o640); err != nil {
+		return nil, err
+	}
+	rc, _, err := startRelaycap(ctx, b, dir, profilePath(o, "policy-default"))
+	if err != nil {
+		return nil, err
+	}
+	defer rc.stop()
+	return comparePolicy(ctx, "policy, 1000 default_daily_limit logins", rc, floor, names("dflt", 1000), o)
+}
+
+func policyStore(ctx context.Context, b *bins, floor *proc, dir string, o options) ([]goal, error) {
+	logins := names("store", 1000)
+	if err := seed(filepath.Join(dir, "state"), logins, 1_000_000_000, 0, time.Now(), time.UTC); err != nil {
+		return nil, err
+	}
+	// default_daily_limit 0: a login the store does not know is refused.
+	if err := os.WriteFile(filepath.Join(dir, "relaycap.yaml"), []byte(relaycapConfig(dir, 0)), 0o640); err != nil {
+		return nil, err
+	}
+	rc, _, err := startRelaycap(ctx, b, dir, profilePath(o, "policy-store"))
+	if err != nil {
+		return nil, err
+	}
+	defer rc.stop()
+	return comparePolicy(ctx, "policy, 1000 store-managed logins", rc, floor, logins, o)
+}
+
+// comparePolicy alternates relaycap and the floor, o.rounds times for each
+// connection count, and sums each one's requests and time.
+func comparePolicy(ctx context.Context, name string, rc, floor *proc, logins []string, o options) ([]goal, error) {
+	var goals []goal
+	for _, conns := range []int{1, 8} {
+		servers := []*proc{floor, rc}
+		var total [2]drive.PolicyResult
+		for _, p := range servers { // warm-up, unmeasured
+			if _, err := policyPhase(ctx, p, conns, o.phase/4, logins); err != nil {
+				return nil, err
+			}
+		}
+		for r := range o.rounds {
+			for k := range 2 {
+				i := (k + r) % 2 // floor first in even rounds, relaycap first in odd ones
+				res, err := policyPhase(ctx, servers[i], conns, o.phase, logins)
+				if err != nil {
+					return nil, err
+				}
+				total[i].Requests += res.Requests
+				total[i].Elapsed += res.Elapsed
+			}
+		}
+		fl, rcRate := total[0].Rate(), total[1].Rate()
+		fmt.Printf("%s, %d connection(s): relaycap %.0f/s, floor %.0f/s, ratio %.2f\n", name, conns, rcRate, fl, rcRate/fl)
+		goals = append(goals, goal{
+			name:   fmt.Sprintf("%s, %d conn", name, conns),
+			got:    rcRate / fl,
+			detail: fmt.Sprintf("%.0f/s / %.0f/s", rcRate, fl),
+			min:    0.9,
+		})
+	}
+	return goals, nil
+}
+
+func policyPhase(ctx context.Context, p *proc, conns int, d time.Duration, logins []string) (drive.PolicyResult, error) {
+	res, err := drive.Policy(ctx, "unix", p.policy, conns, d, logins, "action=DUNNO")
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", p.name, err)
+	}
+	if res.Unexpected > 0 {
+		return res, fmt.Errorf("%s: %d unexpected replies, first %q", p.name, res.Unexpected, res.FirstUnexpected)
+	}
+	return res, nil
+}
+
+// big is the memory and start-up scenario: a database of o.accounts
+// store-managed accounts, o.active of them with usage today, each of
+// which then sends one message through the milter.
+func big(ctx context.Context, b *bins, floor *proc, dir string, o options) ([]goal, error) {
+	all := names("big", o.accounts)
+	t0 := time.Now()
+	loc, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		return nil, err
+	}
+	if err := seed(filepath.Join(dir, "state"), all, 1000, o.active, time.Now(), loc); err != nil {
+		return nil, err
+	}
+	fmt.Printf("big: seeded %d store-managed accounts, %d with usage today, in %v\n", o.accounts, o.active, time.Since(t0).Round(time.Millisecond))
+	cfg := relaycapConfig(dir, 0)
+	if err := os.WriteFile(filepath.Join(dir, "relaycap.yaml"), []byte(cfg), 0o640); err != nil {
+		return nil, err
+	}
+	rc, ready, err := startRelaycap(ctx, b, dir, profilePath(o, "big"))
+	if err != nil {
+		return nil, err
+	}
+	defer rc.stop()
+	idle, err := drive.RSSKiB(rc.pid())
+	if err != nil {
+		return nil, err
+	}
+	network, addr := "unix", rc.milter
+	res := drive.Milter(drive.NewMilterClient(network, addr), all[:o.active], 1, 8)
+	if res.Failed > 0 {
+		return nil, fmt.Errorf("milter: %d of %d messages failed; first: %v", res.Failed, o.active, res.FirstErr)
+	}
+	after, err := drive.RSSKiB(rc.pid())
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("big: READY=1 after %v; RSS %.1f MiB idle, %.1f MiB after %d messages (%.0f msg/s over 8 milter connections)\n",
+		ready.Round(time.Millisecond), float64(idle)/1024, float64(after)/1024, res.Accepted, res.Rate())
+	return []goal{
+		{name: fmt.Sprintf("RSS, %d accounts, %d active today", o.accounts, o.active), got: float64(after) / 1024,
+			detail: fmt.Sprintf("%.1f MiB idle", float64(idle)/1024), max: 64, unit: " MiB"},
+		{name: "serve ready (READY=1) on that database", got: ready.Seconds(),
+			detail: "", max: 1, unit: " s"},
+	}, nil
+}

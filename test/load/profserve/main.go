@@ -1,0 +1,90 @@
+// Command profserve runs the wiring of `relaycap serve` (daemon.Start) under
+// the CPU profiler, for make bench-floor's -profile runs: it serves until
+// SIGTERM, then drains, stops the profile and writes it. It also writes a
+// heap profile at the end, when asked.
+//
+//	go run ./test/load/profserve -config relaycap.yaml -cpuprofile cpu.pprof
+package main
+
+import (
+	"context"
+	"flag"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/relaycap/relaycap/config"
+	"github.com/relaycap/relaycap/daemon"
+)
+
+func main() {
+	var cfgPath, cpu, heap string
+	flag.StringVar(&cfgPath, "config", "", "relaycap config file")
+	flag.StringVar(&cpu, "cpuprofile", "", "write a CPU profile of the whole run here")
+	flag.StringVar(&heap, "memprofile", "", "write a heap profile at the end here")
+	flag.Parse()
+	cfg, err := config.Load(cfgPath, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	level := new(slog.LevelVar)
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(cfg.Log.Level)); err == nil {
+		level.Set(l)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	var f *os.File
+	if cpu != "" {
+		if f, err = os.Create(cpu); err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+	}
+	d, err := daemon.Start(cfg, daemon.Options{Logger: logger, Level: level})
+	if err != nil {
+		log.Fatal(err)
+	}
+	notifyReady()
+	select {
+	case <-sig:
+	case err := <-d.Err():
+		logger.Error("listener failed", "err", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), daemon.DrainTimeout)
+	defer cancel()
+	d.Shutdown(ctx)
+	if f != nil {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+	if heap != "" {
+		runtime.GC()
+		h, err := os.Create(heap)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.WriteHeapProfile(h)
+		h.Close()
+	}
+}
+
+// notifyReady sends READY=1 to $NOTIFY_SOCKET, as relaycap serve does.
+func notifyReady() {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		return
+	}
+	if c, err := net.Dial("unixgram", addr); err == nil {
+		c.Write([]byte("READY=1"))
+		c.Close()
+	}
+}
