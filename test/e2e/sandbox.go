@@ -66,6 +66,10 @@ type Options struct {
 	Accounts []Account
 	// IDHeader configures the identification header; needs `relaycap id`.
 	IDHeader bool
+	// Floor is test/load/floor's binary, the do-nothing policy server and
+	// milter: with it, the XClientFloor listener uses them instead of
+	// relaycap (the benchmark's floor). Empty: no such listener.
+	Floor string
 	// KeepData makes the sink keep raw messages (off for the benchmark).
 	KeepData bool
 	// StateTmpfsMB mounts a tmpfs of this many MiB on relaycap's state
@@ -89,9 +93,12 @@ type Sandbox struct {
 	// smtpd_client_auth_rate_limit (elsewhere it is exempt as $mynetworks);
 	// anvil counts per listener, so other scenarios are not limited.
 	AuthLimit Listener
-	Sink      *Sink
-	Relaycap  *Relaycap // nil without a binary
-	KeysFile  string    // identification header keys, when IDHeader
+	// XClientFloor is the XClient listener with the do-nothing policy
+	// server and milter of Options.Floor (benchmark); zero without it.
+	XClientFloor Listener
+	Sink         *Sink
+	Relaycap     *Relaycap // nil without a binary
+	KeysFile     string    // identification header keys, when IDHeader
 
 	opts     Options
 	pfConf   string // absolute config_directory of the Postfix instance
@@ -101,6 +108,8 @@ type Sandbox struct {
 	accounts    []Account
 	dovecot     *exec.Cmd
 	dovecotDone chan struct{}
+	floor       *exec.Cmd
+	floorDone   chan struct{}
 	postfixUp   bool
 	stateMount  bool
 	closed      bool
@@ -165,6 +174,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 		{"postfix check", s.postfixCheck},
 		{"dovecot", s.startDovecot},
 		{"relaycap", s.startRelaycap},
+		{"floor", s.startFloor},
 		{"postfix", s.startPostfix},
 	}
 	for _, st := range steps {
@@ -214,7 +224,7 @@ func (s *Sandbox) makeDirs(context.Context) error {
 // pickPorts reserves free loopback ports for the listeners, all at once so
 // no two picks collide, and starts the sink on its own.
 func (s *Sandbox) pickPorts(context.Context) error {
-	const n = 9
+	const n = 10
 	var lns []net.Listener
 	defer func() {
 		for _, l := range lns {
@@ -255,6 +265,9 @@ func (s *Sandbox) pickPorts(context.Context) error {
 	}
 	s.AuthLimit = Listener{Name: "auth-limit", Role: 2525, Port: ports[8],
 		Options: append(slices.Clone(base), "smtpd_client_event_limit_exceptions=")}
+	if s.opts.Floor != "" {
+		s.XClientFloor = Listener{Name: "xclient-floor", Role: 0, Port: ports[9]}
+	}
 	sink, err := StartSink("127.0.0.1:0", s.opts.KeepData)
 	if err != nil {
 		return err
@@ -299,6 +312,8 @@ type tmplData struct {
 	Listeners   []Listener // production listeners and the scenario-10 pair
 	XClientPort int
 	PlainPort   int
+	Floor       bool
+	FloorPort   int
 	SinkPort    int
 	Relaycap    bool
 	StateDir    string
@@ -322,6 +337,7 @@ func (s *Sandbox) data() (tmplData, error) {
 		Dir: s.Dir, Tag: filepath.Base(s.Dir),
 		Listeners:   append(slices.Clone(s.Listeners), s.DefaultLimits, s.AuthLimit),
 		XClientPort: s.XClient.Port, PlainPort: s.Plain.Port, SinkPort: s.Sink.Port(),
+		Floor: s.opts.Floor != "", FloorPort: s.XClientFloor.Port,
 		Relaycap:   s.opts.Relaycap != "",
 		StateDir:   s.StateDir(),
 		MilterSock: s.path("pf", "spool", "relaycap", "milter.sock"),
@@ -523,6 +539,48 @@ func (s *Sandbox) startRelaycap(ctx context.Context) error {
 	return s.checkSocketPerms()
 }
 
+// startFloor starts the do-nothing policy server and milter on sockets in
+// the queue directory, where Postfix names them relative to it.
+func (s *Sandbox) startFloor(ctx context.Context) error {
+	if s.opts.Floor == "" {
+		return nil
+	}
+	dir := s.path("pf", "spool", "floor")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(s.path("floor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	cmd := exec.Command(s.opts.Floor, "-policy", "unix:"+filepath.Join(dir, "policy.sock"),
+		"-milter", "unix:"+filepath.Join(dir, "milter.sock"), "-mode", "438") // 0666: Postfix connects
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errors.New("closed")
+	}
+	if err := cmd.Start(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	done := make(chan struct{})
+	s.floor, s.floorDone = cmd, done
+	s.mu.Unlock()
+	go func() { cmd.Wait(); close(done) }()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for _, sock := range []string{"policy.sock", "milter.sock"} {
+		if err := waitDial(ctx, "unix", filepath.Join(dir, sock), done); err != nil {
+			return fmt.Errorf("floor %s: %w\n%s", sock, err, TailFile(s.path("floor.log"), 20))
+		}
+	}
+	return nil
+}
+
 // checkSocketPerms verifies that Postfix (user postfix) may connect to the
 // daemon's sockets: group postfix with group rw (socket: {mode, group}).
 func (s *Sandbox) checkSocketPerms() error {
@@ -558,7 +616,11 @@ func (s *Sandbox) startPostfix(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	for _, l := range append(slices.Clone(s.Listeners), s.XClient, s.Plain, s.DefaultLimits, s.AuthLimit) {
+	ls := append(slices.Clone(s.Listeners), s.XClient, s.Plain, s.DefaultLimits, s.AuthLimit)
+	if s.opts.Floor != "" {
+		ls = append(ls, s.XClientFloor)
+	}
+	for _, l := range ls {
 		if err := waitGreeting(ctx, l); err != nil {
 			return fmt.Errorf("listener %v: %w\nmaillog:\n%s", l, err, TailFile(s.MaillogPath(), 30))
 		}
@@ -630,6 +692,7 @@ func (s *Sandbox) Close() error {
 	}
 	s.closed = true
 	pfUp, dovecot, dovecotDone, rc, sink, mounted := s.postfixUp, s.dovecot, s.dovecotDone, s.Relaycap, s.Sink, s.stateMount
+	floor, floorDone := s.floor, s.floorDone
 	s.mu.Unlock()
 
 	var errs []error
@@ -652,6 +715,16 @@ func (s *Sandbox) Close() error {
 	if rc != nil {
 		if err := rc.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("relaycap: %w", err))
+		}
+	}
+	if floor != nil {
+		floor.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-floorDone:
+		case <-time.After(15 * time.Second):
+			floor.Process.Kill()
+			<-floorDone
+			errs = append(errs, errors.New("floor ignored SIGTERM; killed"))
 		}
 	}
 	if sink != nil {

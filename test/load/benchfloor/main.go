@@ -63,7 +63,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "alternations of relaycap and floor per connection count")
 	flag.IntVar(&o.accounts, "accounts", 1000000, "store-managed accounts of the big scenario")
 	flag.IntVar(&o.active, "active", 100000, "of which active today (each sends one message)")
-	flag.StringVar(&o.profileDir, "profile", "", "run relaycap under the CPU profiler, writing DIR/<scenario>.pprof")
+	flag.StringVar(&o.profileDir, "profile", "", "run relaycap under the profiler, writing DIR/<scenario>.pprof (CPU) and .heap (at the end)")
 	flag.Parse()
 	o.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
@@ -293,6 +293,9 @@ func big(ctx context.Context, b *bins, floor *proc, dir string, o options) ([]go
 	if err != nil {
 		return nil, err
 	}
+	if maps, err := drive.Mappings(rc.pid()); err == nil {
+		fmt.Printf("big: resident memory by kind:%s\n", byKind(maps))
+	}
 	fmt.Printf("big: READY=1 after %v; RSS %.1f MiB idle, %.1f MiB after %d messages (%.0f msg/s over 8 milter connections)\n",
 		ready.Round(time.Millisecond), float64(idle)/1024, float64(after)/1024, res.Accepted, res.Rate())
 	return []goal{
@@ -301,4 +304,29 @@ func big(ctx context.Context, b *bins, floor *proc, dir string, o options) ([]go
 		{name: "serve ready (READY=1) on that database", got: ready.Seconds(),
 			detail: "", max: 1, unit: " s"},
 	}, nil
+}
+
+// byKind sums mappings by kind: Badger's tables (*.sst), memtables (*.mem)
+// and value log (*.vlog), anonymous memory (the Go heap, Badger's arenas),
+// the binary.
+func byKind(maps []drive.Mapping) string {
+	sum := map[string]int64{}
+	var kinds []string
+	for _, m := range maps {
+		k := filepath.Ext(m.Name)
+		if k == "" || strings.Contains(m.Name, ".so") {
+			k = filepath.Base(m.Name)
+		}
+		if _, ok := sum[k]; !ok {
+			kinds = append(kinds, k)
+		}
+		sum[k] += m.RSSKiB
+	}
+	var b strings.Builder
+	for _, k := range kinds {
+		if sum[k] >= 512 {
+			fmt.Fprintf(&b, " %s %.1f MiB;", k, float64(sum[k])/1024)
+		}
+	}
+	return b.String()
 }

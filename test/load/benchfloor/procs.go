@@ -131,7 +131,8 @@ func startRelaycap(ctx context.Context, b *bins, dir, profile string) (*proc, ti
 		log: filepath.Join(dir, "relaycap.log")}
 	bin, args := b.relaycap, []string{"serve", "--config", filepath.Join(dir, "relaycap.yaml")}
 	if profile != "" {
-		bin, args = b.profserve, []string{"-config", filepath.Join(dir, "relaycap.yaml"), "-cpuprofile", profile}
+		bin, args = b.profserve, []string{"-config", filepath.Join(dir, "relaycap.yaml"),
+			"-cpuprofile", profile, "-memprofile", strings.TrimSuffix(profile, ".pprof") + ".heap"}
 	}
 	t0 := time.Now()
 	if err := p.start(bin, args, []string{"NOTIFY_SOCKET=" + notifyPath}); err != nil {

@@ -1,7 +1,7 @@
 // Command profserve runs the wiring of `relaycap serve` (daemon.Start) under
 // the CPU profiler, for make bench-floor's -profile runs: it serves until
-// SIGTERM, then drains, stops the profile and writes it. It also writes a
-// heap profile at the end, when asked.
+// SIGTERM, then drains, stops the profile and writes it. Asked for a heap
+// profile, it writes one at SIGTERM, before the drain.
 //
 //	go run ./test/load/profserve -config relaycap.yaml -cpuprofile cpu.pprof
 package main
@@ -14,7 +14,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -59,21 +58,21 @@ func main() {
 	case err := <-d.Err():
 		logger.Error("listener failed", "err", err)
 	}
+	// The heap as it was serving, before Shutdown lets the store go.
+	if heap != "" {
+		h, err := os.Create(heap)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.Lookup("heap").WriteTo(h, 0)
+		h.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), daemon.DrainTimeout)
 	defer cancel()
 	d.Shutdown(ctx)
 	if f != nil {
 		pprof.StopCPUProfile()
 		f.Close()
-	}
-	if heap != "" {
-		runtime.GC()
-		h, err := os.Create(heap)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pprof.WriteHeapProfile(h)
-		h.Close()
 	}
 }
 

@@ -2,15 +2,19 @@
 
 // Command loadgen is relaycap's end-to-end load benchmark (make bench-e2e).
 // It brings the e2e sandbox up (real Postfix, Dovecot, relaycap, our sink)
-// and pushes the same load through two listeners in one run:
+// and pushes the same load through three listeners in one run:
 //
 //	(a) the XCLIENT listener: the client claims XCLIENT LOGIN=<account>, so
 //	    Postfix treats it as SASL-authenticated without TLS and AUTH in the
 //	    way; relaycap's policy service and milter are on;
+//	(f) the same with the floor instead of relaycap: test/load/floor's
+//	    do-nothing policy server and milter, which negotiates relaycap's
+//	    milter stages and macros;
 //	(b) the bench-plain listener: no auth, no milter, no policy.
 //
-// It prints messages/s for both and the ratio a/b. Loopback only; every
-// loop is bounded by the message count.
+// (a) and (f) alternate, -rounds times each. It prints messages/s for each
+// and the ratios a/f and a/b, and exits 1 when a/f is below -goal.
+// Loopback only; every loop is bounded by the message count.
 package main
 
 import (
@@ -21,6 +25,8 @@ import (
 	"net"
 	"net/textproto"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,12 +42,14 @@ func main() {
 		rcpts    = flag.Int("rcpts", 5, "recipients per message")
 		conns    = flag.Int("conns", 10, "concurrent SMTP connections")
 		warmup   = flag.Int("warmup", 100, "unmeasured messages per phase first")
+		rounds   = flag.Int("rounds", 2, "alternations of relaycap and the floor; each sends messages/rounds")
+		goal     = flag.Float64("goal", 0, "exit 1 when relaycap's rate is below this share of the floor's (0: report only)")
 		bin      = flag.String("relaycap", "", "relaycap binary (default: build ./cmd/relaycap)")
 		verbose  = flag.Bool("v", false, "log the sandbox's progress")
 	)
 	flag.Parse()
-	if *messages < 1 || *rcpts < 1 || *conns < 1 || *messages > 1e6 || *rcpts > 100 || *conns > 100 {
-		fmt.Fprintln(os.Stderr, "loadgen: messages 1..1e6, rcpts 1..100, conns 1..100")
+	if *messages < 1 || *rcpts < 1 || *conns < 1 || *messages > 1e6 || *rcpts > 100 || *conns > 100 || *rounds < 1 || *rounds > *messages {
+		fmt.Fprintln(os.Stderr, "loadgen: messages 1..1e6, rcpts 1..100, conns 1..100, rounds 1..messages")
 		os.Exit(2)
 	}
 	logf := func(string, ...any) {}
@@ -52,8 +60,20 @@ func main() {
 	if need := (*messages + *warmup) * *rcpts; need > limit {
 		limit = need
 	}
+	floorDir, err := os.MkdirTemp("", "loadgen-floor-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(floorDir)
+	floor, err := buildFloor(floorDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
 	h, err := e2e.Up(context.Background(), e2e.Options{
 		Relaycap: *bin,
+		Floor:    floor,
 		Accounts: []e2e.Account{{Name: account, Password: "pw-load", Limit: limit}},
 		Logf:     logf,
 	}, true)
@@ -61,11 +81,27 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
-	code := run(h.SB, *messages, *warmup, *rcpts, *conns)
+	code := run(h.SB, *messages, *warmup, *rcpts, *conns, *rounds, *goal)
 	if err := h.Close("done"); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen: teardown:", err)
 	}
+	os.RemoveAll(floorDir)
 	os.Exit(code)
+}
+
+// buildFloor builds test/load/floor into dir.
+func buildFloor(dir string) (string, error) {
+	root, err := e2e.ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "floor")
+	cmd := exec.Command("go", "build", "-o", bin, "./test/load/floor")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./test/load/floor: %w\n%s", err, out)
+	}
+	return bin, nil
 }
 
 type phase struct {
@@ -79,16 +115,15 @@ type phase struct {
 	firstErr string
 }
 
-func run(sb *e2e.Sandbox, messages, warmup, rcpts, conns int) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+func run(sb *e2e.Sandbox, messages, warmup, rcpts, conns, rounds int, goal float64) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	phases := []*phase{
-		{name: "(b) bench-plain: no auth, no milter, no policy", l: sb.Plain},
-		{name: "(a) XCLIENT LOGIN + relaycap policy + milter", l: sb.XClient, login: account},
-	}
-	fmt.Printf("bench-e2e: %d messages × %d recipients over %d connections per phase (after %d warm-up messages), loopback\n",
-		messages, rcpts, conns, warmup)
-	for _, p := range phases {
+	plain := &phase{name: "(b) bench-plain: no auth, no milter, no policy", l: sb.Plain}
+	floor := &phase{name: "(f) XCLIENT LOGIN + do-nothing policy + milter", l: sb.XClientFloor, login: account}
+	relaycap := &phase{name: "(a) XCLIENT LOGIN + relaycap policy + milter", l: sb.XClient, login: account}
+	fmt.Printf("bench-e2e: %d messages × %d recipients over %d connections per listener, (a) and (f) alternating in %d rounds (after %d warm-up messages), loopback\n",
+		messages, rcpts, conns, rounds, warmup)
+	for _, p := range []*phase{plain, floor, relaycap} {
 		if warmup > 0 {
 			w := *p
 			if err := load(ctx, sb, &w, warmup, rcpts, min(conns, warmup)); err != nil || w.fail > 0 {
@@ -96,19 +131,49 @@ func run(sb *e2e.Sandbox, messages, warmup, rcpts, conns int) int {
 				return 1
 			}
 		}
-		if err := load(ctx, sb, p, messages, rcpts, conns); err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen:", err)
-			return 1
+	}
+	if err := measure(ctx, sb, plain, messages, rcpts, conns); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return 1
+	}
+	for r := range rounds {
+		n := messages / rounds
+		if r == rounds-1 {
+			n = messages - n*(rounds-1)
 		}
-		fmt.Printf("  %-50s %7.1f msg/s  (%d accepted, %d failed in %v; all in the sink after %v)\n",
-			p.name, p.rate, p.ok, p.fail, p.elapsed.Round(time.Millisecond), p.drained.Round(time.Millisecond))
+		order := []*phase{floor, relaycap}
+		if r%2 == 1 {
+			order = []*phase{relaycap, floor}
+		}
+		for _, p := range order {
+			if err := measure(ctx, sb, p, n, rcpts, conns); err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen:", err)
+				return 1
+			}
+		}
+	}
+	for _, p := range []*phase{plain, floor, relaycap} {
+		p.rate = float64(p.ok) / p.elapsed.Seconds()
+		fmt.Printf("  %-50s %7.1f msg/s  (%d accepted, %d failed in %v)\n",
+			p.name, p.rate, p.ok, p.fail, p.elapsed.Round(time.Millisecond))
 		if p.firstErr != "" {
 			fmt.Printf("      first failure: %s\n", p.firstErr)
 		}
 	}
-	a, b := phases[1], phases[0]
-	if b.rate > 0 {
-		fmt.Printf("  ratio a/b: %.2f (relaycap costs %.0f%% of the plain throughput)\n", a.rate/b.rate, 100*(1-a.rate/b.rate))
+	if plain.rate > 0 {
+		fmt.Printf("  ratio a/b: %.2f (relaycap costs %.0f%% of the plain throughput)\n", relaycap.rate/plain.rate, 100*(1-relaycap.rate/plain.rate))
+	}
+	code := 0
+	if floor.rate > 0 {
+		ratio := relaycap.rate / floor.rate
+		verdict := ""
+		if goal > 0 {
+			verdict = fmt.Sprintf(", goal >= %.2f: ok", goal)
+			if ratio < goal {
+				verdict, code = fmt.Sprintf(", goal >= %.2f: MISSED", goal), 1
+			}
+		}
+		fmt.Printf("  ratio a/f: %.2f (relaycap %.1f msg/s / floor %.1f msg/s%s)\n", ratio, relaycap.rate, floor.rate, verdict)
 	}
 	if sb.Relaycap != nil {
 		ds := sb.Relaycap.Decisions(account)
@@ -117,10 +182,26 @@ func run(sb *e2e.Sandbox, messages, warmup, rcpts, conns int) int {
 			fmt.Printf("  relaycap: %d decision lines for %s; last: used=%d limit=%d\n", len(ds), account, last.Used, last.Limit)
 		}
 	}
-	if a.fail > 0 || b.fail > 0 {
+	if relaycap.fail > 0 || floor.fail > 0 || plain.fail > 0 {
 		return 1
 	}
-	return 0
+	return code
+}
+
+// measure runs one phase of n messages on p's listener and adds what it
+// did to p's totals.
+func measure(ctx context.Context, sb *e2e.Sandbox, p *phase, n, rcpts, conns int) error {
+	one := phase{name: p.name, l: p.l, login: p.login}
+	if err := load(ctx, sb, &one, n, rcpts, conns); err != nil {
+		return err
+	}
+	p.ok += one.ok
+	p.fail += one.fail
+	p.elapsed += one.elapsed
+	if p.firstErr == "" {
+		p.firstErr = one.firstErr
+	}
+	return nil
 }
 
 // load sends n messages over conns connections and waits until the sink
