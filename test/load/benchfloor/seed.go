@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,7 @@ func seed(stateDir string, names []string, limit int64, active int, now time.Tim
 		return err
 	}
 	day := quota.DayOf(now, loc)
+	ctx := context.Background()
 	var next atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -35,7 +37,8 @@ func seed(stateDir string, names []string, limit int64, active int, now time.Tim
 				if i >= len(names) {
 					return
 				}
-				err := st.PutAccount(quota.Account{Name: names[i], DailyLimit: limit, Status: quota.StatusActive})
+				c := quota.Change{DailyLimit: &limit, Actor: "bench-floor", Reason: "seed", Time: now, Day: day}
+				_, err := st.UpdateAccount(ctx, names[i], c.Apply(names[i]))
 				if err == nil && i < active {
 					_, err = st.AddUsage(names[i], []quota.DayCount{{Day: day, N: 1}})
 				}
