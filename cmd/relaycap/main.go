@@ -1,5 +1,5 @@
 // Command relaycap is the relay quota daemon for Postfix and its command
-// line: serve, config check, id keygen/decode, version. main only wires.
+// line: serve, config, id, account, usage, abuse, version. main only wires.
 package main
 
 import (
@@ -35,7 +35,8 @@ and calendar day, and stamps relayed mail with an encrypted identification heade
 		RunE:          func(cmd *cobra.Command, _ []string) error { return subcommandOnly(cmd, nil) },
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
-	root.AddCommand(newServeCommand(), newConfigCommand(), newIDCommand(), newNotifyCommand(), newPostfixConfigCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newConfigCommand(), newIDCommand(), newNotifyCommand(), newPostfixConfigCommand(),
+		newAccountCommand(), newUsageCommand(), newAbuseCommand(), newVersionCommand())
 	return root
 }
 
