@@ -35,6 +35,7 @@ var accounts = []e2e.Account{
 	{Name: "restart@example.com", Limit: 5},                          // 5: daemon stopped, restarted
 	{Name: "reload@example.com", Limit: 2},                           // 6: SIGHUP raises the limit
 	{Name: "stamp@example.com", Limit: 100},                          // 7: identification header
+	{Name: "billing@example.com", Unprovisioned: true},               // 8: created, sold and suspended through the CLI
 	{Name: "disk@example.com", Limit: 10},                            // 9: the state disk fills up
 	{Name: "bulk@example.com", Limit: 200},                           // 10: 300 recipients, 200 relays left
 	{Name: "guess@example.com", Limit: 10},                           // 10: password guessing
