@@ -311,7 +311,11 @@ func (s *Server) usage(c *call, _ *noBody) (Usage, error) {
 		return Usage{}, err
 	}
 	u := Usage{Account: d.Account.Name, Day: string(d.Day), Used: d.Used, Reserved: d.Reserved, Limit: d.Limit,
-		Status: string(d.Account.Status), Source: string(d.Account.Source), ResetsAt: d.ResetAt.Format(time.RFC3339)}
+		Status: string(d.Account.Status), Source: string(d.Account.Source), ResetsAt: d.ResetAt.Format(time.RFC3339),
+		DryRun: d.DryRun}
+	if d.DryRun {
+		u.WouldRefuse = d.OverLimit()
+	}
 	if d.Allowed() {
 		u.Remaining = max(0, d.Limit-d.Used-d.Reserved)
 	}

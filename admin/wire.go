@@ -84,6 +84,11 @@ type Usage struct {
 	Status    string `json:"status"`
 	Source    string `json:"source"` // store | file | default
 	ResetsAt  string `json:"resets_at"`
+	// DryRun: the account's limits are in dry run; WouldRefuse is then
+	// the relays of the day past the limit, which enforcing would have
+	// refused.
+	DryRun      bool  `json:"dry_run"`
+	WouldRefuse int64 `json:"would_refuse"`
 }
 
 // History is an account's committed relays per day.

@@ -93,7 +93,10 @@ type QuotaConfig struct {
 	Timezone          string    `mapstructure:"timezone"`
 	DefaultDailyLimit int64     `mapstructure:"default_daily_limit"`
 	OverQuota         OverQuota `mapstructure:"over_quota"`
-	HistoryDays       int       `mapstructure:"history_days"`
+	// Mode is enforce, or dry_run: limits are counted and logged but not
+	// applied.
+	Mode        Mode `mapstructure:"mode"`
+	HistoryDays int  `mapstructure:"history_days"`
 	// AccountsFile, if set, names a YAML file of more accounts; Load makes a
 	// relative path relative to the config file's directory and merges its
 	// accounts into Accounts.
@@ -108,6 +111,8 @@ type QuotaConfig struct {
 type Account struct {
 	DailyLimit int64        `mapstructure:"daily_limit"`
 	Status     quota.Status `mapstructure:"status"` // quota.ParseStatus's default if not given
+	// DryRun puts this account's limits in dry run whatever quota.mode says.
+	DryRun bool `mapstructure:"dry_run"`
 }
 
 // IDHeaderConfig is the identification header added to every relayed message.
@@ -166,9 +171,10 @@ var defaults = []setting{
 	{"quota::timezone", "America/New_York", "Days are calendar days in this IANA zone."},
 	{"quota::default_daily_limit", 0, "Limit of a login that has no account; 0 rejects it."},
 	{"quota::over_quota", string(OverQuotaDefer), "defer (4xx, the client retries) or reject (5xx)."},
+	{"quota::mode", string(ModeEnforce), "enforce, or dry_run: limits are counted and logged (would_refuse) but the mail goes\nout; suspended and terminated accounts are still refused."},
 	{"quota::history_days", 400, "Days of usage history kept."},
 	{"quota::accounts_file", "", "Optional YAML file of more accounts, same shape as accounts; relative to this file."},
-	{"quota::accounts", map[string]any{}, "login: limit, or login: {daily_limit: N, status: active|suspended|terminated}.\nNames are case-insensitive."},
+	{"quota::accounts", map[string]any{}, "login: limit, or login: {daily_limit: N, status: active|suspended|terminated, dry_run: false}.\nNames are case-insensitive."},
 	{"id_header::name", "X-Relay-ID", ""},
 	{"id_header::keys_file", "/etc/relaycap/id.keys", ""},
 	{"id_header::extra", map[string]any{}, "More headers to add to relayed mail: name: value."},

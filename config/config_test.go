@@ -79,6 +79,7 @@ func TestDefaults(t *testing.T) {
 		Admin:    AdminConfig{Listen: "unix:relaycap-data/admin.sock"},
 		Quota: QuotaConfig{
 			Timezone: "America/New_York", DefaultDailyLimit: 0, OverQuota: "defer", HistoryDays: 400,
+			Mode:     ModeEnforce,
 			Accounts: map[string]Account{},
 		},
 		IDHeader: IDHeaderConfig{Name: "X-Relay-ID", KeysFile: "/etc/relaycap/id.keys", Extra: map[string]string{}},
@@ -216,14 +217,15 @@ func TestFullExample(t *testing.T) {
 			TokenFile: "/etc/relaycap/admin.token"},
 		Quota: QuotaConfig{
 			Timezone: "Europe/Paris", DefaultDailyLimit: 50, OverQuota: "reject", HistoryDays: 30,
+			Mode:         ModeDryRun,
 			AccountsFile: filepath.Join("testdata", "good", "accounts.yaml"),
 			Accounts: map[string]Account{
-				"alice@example.com":       {500, quota.StatusActive},
-				"bob.smith@example.org":   {10, quota.StatusSuspended},
-				"carol":                   {0, quota.StatusTerminated},
-				"dave":                    {20, quota.StatusActive},
-				"erin@example.com":        {1000, quota.StatusActive},
-				"frank.jones@example.org": {25, quota.StatusSuspended},
+				"alice@example.com":       {DailyLimit: 500, Status: quota.StatusActive},
+				"bob.smith@example.org":   {DailyLimit: 10, Status: quota.StatusSuspended},
+				"carol":                   {DailyLimit: 0, Status: quota.StatusTerminated},
+				"dave":                    {DailyLimit: 20, Status: quota.StatusActive, DryRun: true},
+				"erin@example.com":        {DailyLimit: 1000, Status: quota.StatusActive},
+				"frank.jones@example.org": {DailyLimit: 25, Status: quota.StatusSuspended},
 			},
 		},
 		IDHeader: IDHeaderConfig{Name: "X-Relaycap-ID", KeysFile: "/etc/relaycap/keys",
@@ -271,10 +273,10 @@ quota:
 		t.Fatal(err)
 	}
 	want := map[string]Account{
-		"alice@example.com":     {500, quota.StatusActive},
-		"bob.smith@example.org": {10, quota.StatusSuspended},
-		"carol@example.com":     {5, quota.StatusActive},
-		"dan.brown@example.net": {3, quota.StatusActive},
+		"alice@example.com":     {DailyLimit: 500, Status: quota.StatusActive},
+		"bob.smith@example.org": {DailyLimit: 10, Status: quota.StatusSuspended},
+		"carol@example.com":     {DailyLimit: 5, Status: quota.StatusActive},
+		"dan.brown@example.net": {DailyLimit: 3, Status: quota.StatusActive},
 	}
 	if !reflect.DeepEqual(c.Quota.Accounts, want) {
 		t.Errorf("accounts\n got %v\nwant %v", c.Quota.Accounts, want)
@@ -292,7 +294,7 @@ func TestAccountsFileFromEnvWithoutConfigFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Quota.Accounts["erin@example.com"]; got != (Account{1000, quota.StatusActive}) {
+	if got := c.Quota.Accounts["erin@example.com"]; got != (Account{DailyLimit: 1000, Status: quota.StatusActive}) {
 		t.Errorf("erin = %+v", got)
 	}
 }
@@ -368,9 +370,9 @@ func TestValidateHandBuilt(t *testing.T) {
 	c.Socket.Mode = 0o1777
 	c.Milter.WriteTimeout = 0
 	c.Quota.Accounts = map[string]Account{
-		"Alice":     {1, quota.StatusActive},
-		"bob smith": {1, quota.StatusActive},
-		"carol":     {1, ""},
+		"Alice":     {DailyLimit: 1, Status: quota.StatusActive},
+		"bob smith": {DailyLimit: 1, Status: quota.StatusActive},
+		"carol":     {DailyLimit: 1, Status: ""},
 	}
 	c.IDHeader.Extra = map[string]string{"X-Note": "one\ntwo"}
 	err := c.Validate()

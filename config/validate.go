@@ -35,6 +35,7 @@ func (c *Config) Validate() error {
 	c.checkLog(&ck)
 	c.checkSocket(&ck)
 	c.checkNotify(&ck)
+	c.checkProtection(&ck)
 	if len(ck.p) > 0 {
 		return ck.p
 	}

@@ -299,9 +299,10 @@ func (d *Daemon) closeAll() error {
 func engineSettings(cfg *config.Config) quota.Settings {
 	accts := make(map[string]quota.Account, len(cfg.Quota.Accounts))
 	for name, a := range cfg.Quota.Accounts {
-		accts[name] = quota.Account{Name: name, DailyLimit: a.DailyLimit, Status: a.Status}
+		accts[name] = quota.Account{Name: name, DailyLimit: a.DailyLimit, Status: a.Status, DryRun: a.DryRun}
 	}
-	return quota.Settings{Location: cfg.Location, DefaultDailyLimit: cfg.Quota.DefaultDailyLimit, Accounts: accts}
+	return quota.Settings{Location: cfg.Location, DefaultDailyLimit: cfg.Quota.DefaultDailyLimit, Accounts: accts,
+		DryRun: cfg.Quota.Mode == config.ModeDryRun}
 }
 
 func policySettings(cfg *config.Config) policy.Settings {

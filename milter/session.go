@@ -18,17 +18,18 @@ type session struct {
 	clientAddr string
 
 	// per message; reset by MAIL, abort and end of message
-	set       *Settings
-	login     string
-	txn       quota.Txn
-	refused   int
-	strip     map[string]int // lower-case header name -> occurrences seen
-	messageID string
+	set         *Settings
+	login       string
+	txn         quota.Txn
+	refused     int
+	wouldRefuse int            // dry run: recipients let through that enforcing would refuse
+	strip       map[string]int // lower-case header name -> occurrences seen
+	messageID   string
 }
 
 func (s *session) reset() {
 	s.srv.engine.Release(&s.txn)
-	s.set, s.login, s.refused, s.strip, s.messageID = nil, "", 0, nil, ""
+	s.set, s.login, s.refused, s.wouldRefuse, s.strip, s.messageID = nil, "", 0, 0, nil, ""
 }
 
 func (s *session) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (*gomilter.Response, error) {
@@ -76,6 +77,11 @@ func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter
 			s.srv.events.Refused(d, s.srv.now())
 		}
 		return respond(r)
+	}
+	if d.WouldRefuse != quota.NoVerdict {
+		s.wouldRefuse++
+		s.srv.log.Info("recipient would be refused (dry run)", "account", d.Account.Name, "rcpt", rcpt,
+			"would_refuse", d.WouldRefuse, "used", d.Used, "reserved", d.Reserved, "limit", d.Limit)
 	}
 	return gomilter.RespContinue, nil
 }
@@ -128,8 +134,12 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 		s.logNothingCounted(queueID, accepted, "refused", nil, "verdict", d.Verdict, "reply", r.String())
 		return respond(r)
 	}
-	s.srv.log.Info("decision", "account", d.Account.Name, "queue_id", queueID,
-		"accepted", accepted, "refused", s.refused, "used", d.Used, "limit", d.Limit, "result", "accept")
+	line := []any{"account", d.Account.Name, "queue_id", queueID,
+		"accepted", accepted, "refused", s.refused, "used", d.Used, "limit", d.Limit, "result", "accept"}
+	if s.wouldRefuse > 0 {
+		line = append(line, "would_refuse", s.wouldRefuse)
+	}
+	s.srv.log.Info("decision", line...)
 	if s.srv.events != nil {
 		s.srv.events.Committed(d, accepted, now)
 	}

@@ -210,6 +210,10 @@ func (s *Server) decide(req Request) []byte {
 		return block(action(reply.TemporaryFailure()))
 	}
 	if d.Allowed() {
+		if d.WouldRefuse != quota.NoVerdict {
+			s.log.Info("policy would refuse (dry run)", "account", d.Account.Name, "would_refuse", d.WouldRefuse.String(),
+				"queue_id", req.QueueID, "recipient", req.Recipient, "used", d.Used, "reserved", d.Reserved, "limit", d.Limit)
+		}
 		return dunno
 	}
 	s.log.Info("policy refused", "account", d.Account.Name, "verdict", d.Verdict.String(),

@@ -49,6 +49,9 @@ type Account struct {
 	TopUp      int64 // today-only relays bought for the day it was looked up on
 	Status     Status
 	Source     Source
+	// DryRun puts this account's limits in dry run (a file-managed
+	// account's dry_run).
+	DryRun bool
 }
 
 // Limit is the relays the account may send on the day it was looked up on.

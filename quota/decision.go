@@ -37,7 +37,16 @@ type Decision struct {
 	Reserved int64 // relays held by open transactions on Day
 	Limit    int64
 	ResetAt  time.Time // the next local midnight, in the configured zone
+	// DryRun: the account's limits are in dry run (quota.mode or its own
+	// dry_run). WouldRefuse is then the verdict enforcing them would have
+	// given a relay that was allowed; NoVerdict when none.
+	DryRun      bool
+	WouldRefuse Verdict
 }
+
+// OverLimit is how far Used is past Limit: in dry run, the relays of the
+// day that enforcing would have refused.
+func (d Decision) OverLimit() int64 { return max(0, d.Used-d.Limit) }
 
 // Allowed reports whether the relay may go out.
 func (d Decision) Allowed() bool { return d.Verdict == Allowed }

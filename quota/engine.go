@@ -22,6 +22,10 @@ type Settings struct {
 	DefaultDailyLimit int64
 	// Accounts are the file-managed accounts, keyed by NormalizeName.
 	Accounts map[string]Account
+	// DryRun computes and counts every limit decision but lets the relay
+	// through (Decision.WouldRefuse says what enforcing would have done);
+	// an Account's own DryRun does the same for that account.
+	DryRun bool
 }
 
 // Txn is one message's reservations. It belongs to one milter session and
@@ -171,7 +175,7 @@ func (e *Engine) Usage(login string, now time.Time) (Decision, error) {
 	st := e.lock(acct.Name)
 	defer e.unlock(acct.Name, st)
 	d := Decision{Account: acct, Day: day, Used: used, Reserved: st.reserved[day],
-		Limit: acct.Limit(), ResetAt: NextMidnight(now, s.Location)}
+		Limit: acct.Limit(), ResetAt: NextMidnight(now, s.Location), DryRun: s.DryRun || acct.DryRun}
 	d.Verdict = verdictOf(acct.Status)
 	return d, nil
 }
@@ -297,6 +301,7 @@ func (e *Engine) decide(s *Settings, acct Account, day Day, st *acctState, now t
 		Limit:    acct.Limit(),
 		Reserved: st.reserved[day],
 		ResetAt:  NextMidnight(now, s.Location),
+		DryRun:   s.DryRun || acct.DryRun,
 	}
 	switch {
 	case acct.Status == StatusSuspended:
@@ -315,8 +320,11 @@ func (e *Engine) decide(s *Settings, acct Account, day Day, st *acctState, now t
 	}
 	d.Used = used
 	if used+d.Reserved+1 > d.Limit {
-		d.Verdict = OverQuota
-		return d, nil
+		if !d.DryRun {
+			d.Verdict = OverQuota
+			return d, nil
+		}
+		d.WouldRefuse = OverQuota
 	}
 	// Only a relay that would be allowed needs a write at commit.
 	if err := e.store.Writable(); err != nil {
