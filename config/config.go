@@ -33,6 +33,7 @@ type Config struct {
 	Milter   MilterConfig   `mapstructure:"milter"`
 	Policy   PolicyConfig   `mapstructure:"policy"`
 	Admin    AdminConfig    `mapstructure:"admin"`
+	Metrics  MetricsConfig  `mapstructure:"metrics"`
 	Quota    QuotaConfig    `mapstructure:"quota"`
 	IDHeader IDHeaderConfig `mapstructure:"id_header"`
 	Store    StoreConfig    `mapstructure:"store"`
@@ -86,6 +87,14 @@ type AdminConfig struct {
 	Listen    string `mapstructure:"listen"`
 	ListenTCP string `mapstructure:"listen_tcp"`
 	TokenFile string `mapstructure:"token_file"`
+}
+
+// MetricsConfig is the HTTP listener for Prometheus (/metrics) and load
+// balancers (/healthz).
+type MetricsConfig struct {
+	// Listen is off when empty. 10085 is relaycap's port beyond the
+	// Prometheus wiki's exporter range 9100-9999, which is full.
+	Listen string `mapstructure:"listen"`
 }
 
 // QuotaConfig holds the daily limits.
@@ -168,6 +177,7 @@ var defaults = []setting{
 	{"admin::listen", "", "Admin API (the CLI, a local billing system); empty means unix:<state_dir>/admin.sock.\nThe caller's uid is logged and recorded in the audit trail."},
 	{"admin::listen_tcp", "", "Optional inet:host:port for a billing system on another host; needs token_file."},
 	{"admin::token_file", "", "Bearer token for listen_tcp: one line, not readable by others (mode 600 or 640)."},
+	{"metrics::listen", "", "Prometheus /metrics and /healthz, e.g. inet:127.0.0.1:10085; empty turns them off."},
 	{"quota::timezone", "America/New_York", "Days are calendar days in this IANA zone."},
 	{"quota::default_daily_limit", 0, "Limit of a login that has no account; 0 rejects it."},
 	{"quota::over_quota", string(OverQuotaDefer), "defer (4xx, the client retries) or reject (5xx)."},

@@ -215,6 +215,7 @@ func TestFullExample(t *testing.T) {
 		Policy: PolicyConfig{Listen: "unix:/var/spool/postfix/relaycap/policy.sock", ReadTimeout: 90 * time.Second},
 		Admin: AdminConfig{Listen: "unix:/run/relaycap/admin.sock", ListenTCP: "inet:127.0.0.1:10033",
 			TokenFile: "/etc/relaycap/admin.token"},
+		Metrics: MetricsConfig{Listen: "inet:127.0.0.1:10085"},
 		Quota: QuotaConfig{
 			Timezone: "Europe/Paris", DefaultDailyLimit: 50, OverQuota: "reject", HistoryDays: 30,
 			Mode:         ModeDryRun,

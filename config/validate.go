@@ -79,6 +79,11 @@ func (c *Config) checkListeners(ck *checker) {
 			ck.add("admin.token_file: must be set when admin.listen_tcp is")
 		}
 	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := ParseListen(c.Metrics.Listen); err != nil {
+			ck.add("metrics.listen: %v", err)
+		}
+	}
 }
 
 func (c *Config) checkMilter(ck *checker) {
