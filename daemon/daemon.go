@@ -18,6 +18,7 @@ import (
 	"github.com/relaycap/relaycap/admin"
 	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/idheader"
+	"github.com/relaycap/relaycap/metrics"
 	"github.com/relaycap/relaycap/milter"
 	"github.com/relaycap/relaycap/notify"
 	"github.com/relaycap/relaycap/policy"
@@ -39,6 +40,8 @@ type Options struct {
 	// NotifyPoll is how often the webhook deliverer looks for retries
 	// due; 0 takes notify's default.
 	NotifyPoll time.Duration
+	// Version is what relaycap_build_info reports.
+	Version string
 }
 
 // Daemon is a running relaycap.
@@ -50,8 +53,13 @@ type Daemon struct {
 	milter *milter.Server
 	policy *policy.Server
 	admin  *admin.Server
+	now    func() time.Time
 
-	milterLn, policyLn, adminLn, adminTCPLn net.Listener
+	metrics       *metrics.Metrics
+	metricsSrv    *metrics.Server   // nil when metrics.listen is empty
+	accountsStore *metrics.Accounts // the store's accounts, timed
+
+	milterLn, policyLn, adminLn, adminTCPLn, metricsLn net.Listener
 
 	// notifier is nil without a webhook; the deliverer runs until closeAll.
 	notifier    *notify.Notifier
@@ -83,7 +91,9 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	if keys == nil {
 		logNoKeys(cfg, o.Logger)
 	}
-	d := &Daemon{log: o.Logger, level: o.Level, cfg: cfg, errc: make(chan error, 4), keys: keys}
+	d := &Daemon{log: o.Logger, level: o.Level, cfg: cfg, errc: make(chan error, 5), keys: keys, now: o.Now,
+		metrics: metrics.New(buildInfo(o.Version))}
+	d.metrics.Loaded(unixSeconds(o.Now()))
 	// Open creates the directory.
 	store, err := badgerstore.Open(cfg.StateDir, badgerstore.Options{
 		HistoryDays:  cfg.Quota.HistoryDays,
@@ -101,7 +111,8 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 			d.closeAll()
 		}
 	}()
-	if d.engine, err = quota.NewEngine(store, store, engineSettings(cfg)); err != nil {
+	d.accountsStore = d.metrics.WrapAccounts(store)
+	if d.engine, err = quota.NewEngine(d.metrics.WrapStore(store), d.accountsStore, engineSettings(cfg)); err != nil {
 		return nil, err
 	}
 	if err := d.startNotify(cfg, o); err != nil {
@@ -111,10 +122,11 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	d.milter = milter.NewServer(d.engine, milterSettings(cfg, keys), milter.Options{
 		Logger: o.Logger, Now: o.Now,
 		ReadTimeout: cfg.Milter.ReadTimeout, WriteTimeout: cfg.Milter.WriteTimeout,
-		Events: events,
+		Events: events, Observer: d.metrics.Milter(),
 	})
 	d.policy = policy.NewServer(d.engine, policySettings(cfg), policy.Options{
 		Logger: o.Logger, Now: o.Now, ReadTimeout: cfg.Policy.ReadTimeout, Events: events,
+		Observer: d.metrics.Policy(),
 	})
 	if d.milterLn, err = sockets.Listen(cfg.Milter.Listen, cfg.Socket.Mode, cfg.Socket.Group); err != nil {
 		return nil, fmt.Errorf("milter listener: %w", err)
@@ -122,7 +134,7 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	if d.policyLn, err = sockets.Listen(cfg.Policy.Listen, cfg.Socket.Mode, cfg.Socket.Group); err != nil {
 		return nil, fmt.Errorf("policy listener: %w", err)
 	}
-	d.admin = admin.NewServer(admin.Options{Engine: d.engine, Accounts: store, Logger: o.Logger, Now: o.Now, ConfigPath: cfg.Path})
+	d.admin = admin.NewServer(admin.Options{Engine: d.engine, Accounts: d.accountsStore, Logger: o.Logger, Now: o.Now, ConfigPath: cfg.Path})
 	if d.adminLn, err = sockets.Listen(cfg.Admin.Listen, cfg.Socket.Mode, cfg.Socket.Group); err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
@@ -130,6 +142,9 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 		if d.adminTCPLn, err = sockets.Listen(cfg.Admin.ListenTCP, cfg.Socket.Mode, cfg.Socket.Group); err != nil {
 			return nil, fmt.Errorf("admin TCP listener: %w", err)
 		}
+	}
+	if err := d.startMetrics(cfg); err != nil {
+		return nil, err
 	}
 	d.serve("milter", func() error { return d.milter.Serve(d.milterLn) })
 	d.serve("policy", func() error { return d.policy.Serve(d.policyLn) })
@@ -139,7 +154,7 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	}
 	ok = true
 	d.log.Info("relaycap started", "milter", cfg.Milter.Listen, "policy", cfg.Policy.Listen,
-		"admin", cfg.Admin.Listen, "admin_tcp", cfg.Admin.ListenTCP,
+		"admin", cfg.Admin.Listen, "admin_tcp", cfg.Admin.ListenTCP, "metrics", cfg.Metrics.Listen,
 		"state_dir", cfg.StateDir, "timezone", cfg.Quota.Timezone, "config", cfg.Path)
 	return d, nil
 }
@@ -187,7 +202,8 @@ func (d *Daemon) Config() *config.Config {
 // that vanished keeps the running keys rather than deferring all mail.
 // Settings that need a restart keep their running values; a change to one
 // is logged.
-func (d *Daemon) Reload(cfg *config.Config) error {
+func (d *Daemon) Reload(cfg *config.Config) (err error) {
+	defer func() { d.metrics.Reloaded(err == nil, unixSeconds(d.now())) }()
 	d.mu.Lock()
 	old, oldKeys := d.cfg, d.keys
 	d.mu.Unlock()
@@ -231,6 +247,7 @@ func keepRestartOnly(next, running *config.Config, log *slog.Logger) {
 	keep("policy.listen", next.Policy.Listen, running.Policy.Listen, func() { next.Policy.Listen = running.Policy.Listen })
 	keep("policy.read_timeout", next.Policy.ReadTimeout, running.Policy.ReadTimeout, func() { next.Policy.ReadTimeout = running.Policy.ReadTimeout })
 	keep("admin", next.Admin, running.Admin, func() { next.Admin = running.Admin })
+	keep("metrics.listen", next.Metrics.Listen, running.Metrics.Listen, func() { next.Metrics.Listen = running.Metrics.Listen })
 	keep("socket", next.Socket, running.Socket, func() { next.Socket = running.Socket })
 	keep("store", next.Store, running.Store, func() { next.Store = running.Store })
 	keep("quota.history_days", next.Quota.HistoryDays, running.Quota.HistoryDays, func() { next.Quota.HistoryDays = running.Quota.HistoryDays })
@@ -250,6 +267,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	go func() { defer wg.Done(); d.policy.Shutdown(ctx) }()
 	go func() { defer wg.Done(); d.admin.Shutdown(ctx) }()
 	wg.Wait()
+	if d.metricsSrv != nil {
+		d.metricsSrv.Shutdown(ctx)
+	}
 	return d.closeAll()
 }
 
@@ -271,7 +291,12 @@ func (d *Daemon) closeAll() error {
 		d.admin.Shutdown(ctx)
 		cancel()
 	}
-	for _, ln := range []net.Listener{d.milterLn, d.policyLn, d.adminLn, d.adminTCPLn} {
+	if d.metricsSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		d.metricsSrv.Shutdown(ctx)
+		cancel()
+	}
+	for _, ln := range []net.Listener{d.milterLn, d.policyLn, d.adminLn, d.adminTCPLn, d.metricsLn} {
 		if ln != nil {
 			ln.Close()
 		}

@@ -20,6 +20,7 @@ import (
 type Server struct {
 	engine   *quota.Engine
 	log      *slog.Logger
+	obs      Observer
 	now      func() time.Time
 	settings atomic.Pointer[Settings]
 	events   quota.Events // nil: none
@@ -41,6 +42,9 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Events, if set, hears of commits and refusals (customer events).
 	Events quota.Events
+	// Observer, if set, is told of sessions, reservations, refusals and
+	// decisions.
+	Observer Observer
 }
 
 // NewServer returns a milter server over engine.
@@ -51,7 +55,10 @@ func NewServer(engine *quota.Engine, set Settings, o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{engine: engine, log: o.Logger.With("component", "milter"), now: o.Now, events: o.Events}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	s := &Server{engine: engine, log: o.Logger.With("component", "milter"), now: o.Now, obs: o.Observer, events: o.Events}
 	// go-milter reports protocol errors (a broken packet, a lost peer)
 	// through this package variable; route them to our log.
 	gomilter.LogWarning = func(format string, v ...any) { s.log.Warn(fmt.Sprintf(format, v...)) }
@@ -59,6 +66,7 @@ func NewServer(engine *quota.Engine, set Settings, o Options) *Server {
 	opts := append(Negotiation(),
 		gomilter.WithMilter(func() gomilter.Milter {
 			s.sessions.Add(1) // go-milter calls Cleanup for every milter it makes
+			s.obs.SessionOpened()
 			return guard{s: &session{srv: s}, log: s.log}
 		}),
 		gomilter.WithReadTimeout(o.ReadTimeout),
@@ -189,6 +197,7 @@ func (g guard) Cleanup(m gomilter.Modifier) {
 		err  error
 	)
 	defer g.s.srv.sessions.Done()
+	defer g.s.srv.obs.SessionClosed()
 	defer g.recover("cleanup", &resp, &err)
 	g.s.Cleanup(m)
 }

@@ -28,6 +28,9 @@ type session struct {
 }
 
 func (s *session) reset() {
+	if n := s.txn.Reserved(); n > 0 {
+		s.srv.obs.Held(-n)
+	}
 	s.srv.engine.Release(&s.txn)
 	s.set, s.login, s.refused, s.wouldRefuse, s.strip, s.messageID = nil, "", 0, 0, nil, ""
 }
@@ -48,6 +51,7 @@ func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilt
 	// {auth_authen} is sent at the MAIL stage (we request it there).
 	s.login = m.Get(gomilter.MacroAuthAuthen)
 	if s.login == "" && s.set.RejectUnauthenticated {
+		s.srv.obs.Refused("unauthenticated")
 		return respond(reply.AuthRequired())
 	}
 	return gomilter.RespContinue, nil
@@ -58,6 +62,7 @@ func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter
 		// Postfix never does this; answering continue would let the
 		// recipient through uncounted.
 		s.srv.log.Error("RCPT without MAIL from the MTA", "rcpt", rcpt)
+		s.srv.obs.Refused("tempfail")
 		return respond(reply.TemporaryFailure())
 	}
 	if s.login == "" {
@@ -66,11 +71,13 @@ func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter
 	d, err := s.srv.engine.Reserve(&s.txn, s.login, s.srv.now())
 	if err != nil {
 		s.refused++
+		s.srv.obs.Refused("tempfail")
 		s.srv.log.Error("reserve failed", "account", s.login, "rcpt", rcpt, "err", err)
 		return respond(reply.TemporaryFailure())
 	}
 	if !d.Allowed() {
 		s.refused++
+		s.srv.obs.Refused(d.Verdict.String())
 		r := reply.ForDecision(d, s.set.OverQuotaReject)
 		s.srv.log.Debug("recipient refused", "account", d.Account.Name, "rcpt", rcpt, "verdict", d.Verdict, "reply", r.String())
 		if s.srv.events != nil {
@@ -83,6 +90,7 @@ func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter
 		s.srv.log.Info("recipient would be refused (dry run)", "account", d.Account.Name, "rcpt", rcpt,
 			"would_refuse", d.WouldRefuse, "used", d.Used, "reserved", d.Reserved, "limit", d.Limit)
 	}
+	s.srv.obs.Held(1)
 	return gomilter.RespContinue, nil
 }
 
@@ -123,6 +131,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 		return nil, err // the connection is broken; Cleanup releases
 	}
 	d, err := s.srv.engine.Commit(&s.txn, now)
+	s.srv.obs.Held(-accepted) // committed or, on an error or a refusal, dropped
 	if err != nil {
 		s.logNothingCounted(queueID, accepted, "tempfail", err)
 		return respond(reply.TemporaryFailure())
@@ -132,6 +141,9 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 		// whole message is refused, its reservations are released.
 		r := reply.ForDecision(d, s.set.OverQuotaReject)
 		s.logNothingCounted(queueID, accepted, "refused", nil, "verdict", d.Verdict, "reply", r.String())
+		for range accepted {
+			s.srv.obs.Refused(d.Verdict.String())
+		}
 		return respond(r)
 	}
 	line := []any{"account", d.Account.Name, "queue_id", queueID,
@@ -143,6 +155,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 	if s.srv.events != nil {
 		s.srv.events.Committed(d, accepted, now)
 	}
+	s.srv.obs.Decided("accept", accepted)
 	return gomilter.RespAccept, nil
 }
 
@@ -214,6 +227,7 @@ func (s *session) logAborted(m gomilter.Modifier, result string) {
 func (s *session) logNothingCounted(queueID string, held int64, result string, err error, more ...any) {
 	args := append([]any{"account", quota.NormalizeName(s.login), "queue_id", queueID,
 		"accepted", 0, "refused", s.refused + int(held), "result", result}, more...)
+	s.srv.obs.Decided(result, 0)
 	if err != nil {
 		s.srv.log.Error("decision", append(args, "err", err)...)
 		return

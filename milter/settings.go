@@ -26,6 +26,30 @@ type Stamp struct {
 // defers the message: relaycap never relays a counted message without it.
 type SealFunc func(Stamp) (string, error)
 
+// Observer is told what the milter decides; the metrics package counts
+// it. Calls come from every session's goroutine.
+type Observer interface {
+	SessionOpened()
+	SessionClosed()
+	// Held changes the relays reserved by open transactions by n.
+	Held(n int64)
+	// Refused is a recipient refused: a quota verdict, "tempfail", or
+	// "unauthenticated" for a MAIL refused for want of a login.
+	Refused(reason string)
+	// Decided is a message's decision line: its result and the relays
+	// committed (0 unless result is "accept").
+	Decided(result string, accepted int64)
+}
+
+// nopObserver is the Observer of a server given none.
+type nopObserver struct{}
+
+func (nopObserver) SessionOpened()        {}
+func (nopObserver) SessionClosed()        {}
+func (nopObserver) Held(int64)            {}
+func (nopObserver) Refused(string)        {}
+func (nopObserver) Decided(string, int64) {}
+
 // Settings are what the milter decides with besides the engine. They are
 // swapped as a whole on reload; a transaction keeps the settings it began
 // with.

@@ -36,12 +36,30 @@ type Options struct {
 	ReadTimeout time.Duration
 	// Events, if set, hears of refusals (customer events).
 	Events quota.Events
+	// Observer, if set, is told of every answer and refusal.
+	Observer Observer
 }
+
+// Observer is told what the service answers; the metrics package counts
+// it. Calls come from every connection's goroutine.
+type Observer interface {
+	// Answered is a reply's action in lower case: "dunno",
+	// "defer_if_permit" or "reject".
+	Answered(action string)
+	// Refused is a recipient refused: a quota verdict or "tempfail".
+	Refused(reason string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Answered(string) {}
+func (nopObserver) Refused(string)  {}
 
 // Server serves the policy protocol.
 type Server struct {
 	engine   *quota.Engine
 	log      *slog.Logger
+	obs      Observer
 	now      func() time.Time
 	timeout  time.Duration
 	settings atomic.Pointer[Settings]
@@ -67,8 +85,11 @@ func NewServer(engine *quota.Engine, set Settings, o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
 	s := &Server{
-		engine: engine, log: o.Logger.With("component", "policy"), now: o.Now, timeout: o.ReadTimeout, events: o.Events,
+		engine: engine, log: o.Logger.With("component", "policy"), now: o.Now, timeout: o.ReadTimeout, events: o.Events, obs: o.Observer,
 		listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{},
 	}
 	s.SetSettings(set)
@@ -201,19 +222,22 @@ var dunno = []byte("action=DUNNO\n\n")
 func (s *Server) decide(req Request) []byte {
 	login := req.SASLUsername
 	if !strings.EqualFold(req.ProtocolState, "RCPT") || login == "" {
+		s.obs.Answered("dunno")
 		return dunno
 	}
 	now := s.now()
 	d, err := s.engine.Check(login, now)
 	if err != nil {
 		s.log.Error("policy check failed", "account", login, "err", err)
-		return block(action(reply.TemporaryFailure()))
+		s.obs.Refused("tempfail")
+		return block(s.action(reply.TemporaryFailure()))
 	}
 	if d.Allowed() {
 		if d.WouldRefuse != quota.NoVerdict {
 			s.log.Info("policy would refuse (dry run)", "account", d.Account.Name, "would_refuse", d.WouldRefuse.String(),
 				"queue_id", req.QueueID, "recipient", req.Recipient, "used", d.Used, "reserved", d.Reserved, "limit", d.Limit)
 		}
+		s.obs.Answered("dunno")
 		return dunno
 	}
 	s.log.Info("policy refused", "account", d.Account.Name, "verdict", d.Verdict.String(),
@@ -221,7 +245,8 @@ func (s *Server) decide(req Request) []byte {
 	if s.events != nil {
 		s.events.Refused(d, now)
 	}
-	return block(action(reply.ForDecision(d, s.settings.Load().OverQuotaReject)))
+	s.obs.Refused(d.Verdict.String())
+	return block(s.action(reply.ForDecision(d, s.settings.Load().OverQuotaReject)))
 }
 
 // block is the reply block of one action.
@@ -230,10 +255,12 @@ func block(action string) []byte { return []byte("action=" + action + "\n\n") }
 // action renders a refusal as an access(5) action. The SMTP code is left
 // to Postfix (access_map_defer_code, access_map_reject_code); the enhanced
 // status and the text are ours.
-func action(r reply.Reply) string {
+func (s *Server) action(r reply.Reply) string {
 	if r.Temporary() {
+		s.obs.Answered("defer_if_permit")
 		return "DEFER_IF_PERMIT " + r.Status + " " + r.Text
 	}
+	s.obs.Answered("reject")
 	return "REJECT " + r.Status + " " + r.Text
 }
 

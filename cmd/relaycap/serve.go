@@ -41,7 +41,7 @@ a bad reload keeps the running config. SIGTERM drains open transactions
 			sig := make(chan os.Signal, 4)
 			signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 			defer signal.Stop(sig)
-			d, err := daemon.Start(cfg, daemon.Options{Logger: log, Level: level})
+			d, err := daemon.Start(cfg, daemon.Options{Logger: log, Level: level, Version: version})
 			if err != nil {
 				var ce *daemon.ConfigError
 				if errors.As(err, &ce) {
@@ -72,11 +72,7 @@ loop:
 			// Type=notify-reload wants the monotonic time with RELOADING=1,
 			// or systemctl reload fails.
 			notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
-			cfg, err := reload()
-			if err == nil {
-				err = d.Reload(cfg)
-			}
-			if err != nil {
+			if err := d.ReloadFrom(reload); err != nil {
 				log.Error("reload failed; keeping the running config", "err", err)
 			}
 			notify("READY=1")

@@ -1,0 +1,175 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/relaycap/relaycap/config"
+	"github.com/relaycap/relaycap/metrics"
+	"github.com/relaycap/relaycap/quota"
+	"github.com/relaycap/relaycap/sockets"
+)
+
+// healthAccount is the key /healthz reads to see that the store answers;
+// no login can be empty, so it never names an account.
+const healthAccount = ""
+
+// startMetrics listens on metrics.listen, if set, and serves /metrics and
+// /healthz there.
+func (d *Daemon) startMetrics(cfg *config.Config) error {
+	d.metrics.WatchState(d.snapshot)
+	if cfg.Metrics.Listen == "" {
+		return nil
+	}
+	ln, err := sockets.Listen(cfg.Metrics.Listen, cfg.Socket.Mode, cfg.Socket.Group)
+	if err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	d.metricsLn = ln
+	d.metricsSrv = metrics.NewServer(d.metrics, d.Health, d.log.With("component", "metrics"))
+	d.serve("metrics", func() error { return d.metricsSrv.Serve(ln) })
+	return nil
+}
+
+// MetricsAddr is the address the metrics listener got (with the port
+// chosen for inet:host:0), or nil when metrics are off.
+func (d *Daemon) MetricsAddr() net.Addr {
+	if d.metricsLn == nil {
+		return nil
+	}
+	return d.metricsLn.Addr()
+}
+
+// ReloadFrom loads a config with load and reloads it; a load that fails
+// counts as a failed reload, as one Reload refuses does.
+func (d *Daemon) ReloadFrom(load func() (*config.Config, error)) error {
+	cfg, err := load()
+	if err != nil {
+		d.metrics.Reloaded(false, unixSeconds(d.now()))
+		return err
+	}
+	return d.Reload(cfg)
+}
+
+// Health says why relaycap cannot relay mail now, or nil: an
+// identification key must be loaded (else authenticated mail is deferred)
+// and the store must answer a read and accept writes (not below
+// store.min_free_mb).
+func (d *Daemon) Health() error {
+	d.mu.Lock()
+	cfg, keys := d.cfg, d.keys
+	d.mu.Unlock()
+	var problems []error
+	if keys == nil {
+		problems = append(problems, fmt.Errorf("no identification key loaded from %s", cfg.IDHeader.KeysFile))
+	}
+	if _, err := d.store.Usage(healthAccount, quota.DayOf(d.now(), cfg.Location)); err != nil {
+		problems = append(problems, fmt.Errorf("store: %w", err))
+	} else if err := d.store.Writable(); err != nil {
+		problems = append(problems, fmt.Errorf("store: %w", err))
+	}
+	return errors.Join(problems...)
+}
+
+// snapshot is what a scrape reads: accounts and today's usage, keys, disk.
+func (d *Daemon) snapshot() metrics.Snapshot {
+	d.mu.Lock()
+	cfg, keys := d.cfg, d.keys
+	d.mu.Unlock()
+	s := metrics.Snapshot{
+		MinFreeBytes: uint64(cfg.Store.MinFreeMB) << 20,
+		Backend:      "badger",
+		StateDir:     cfg.StateDir,
+		Listeners:    map[string]string{"milter": cfg.Milter.Listen, "policy": cfg.Policy.Listen},
+	}
+	if cfg.Metrics.Listen != "" {
+		s.Listeners["metrics"] = cfg.Metrics.Listen
+	}
+	if keys != nil {
+		s.KeyIDs = keys.KeyIDs()
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(cfg.StateDir, &st); err == nil {
+		s.FreeBytes = st.Bavail * uint64(st.Bsize)
+	}
+	day := quota.DayOf(d.now(), cfg.Location)
+	s.Accounts, s.AccountsErr = d.accounts(cfg, day)
+	if s.AccountsErr == nil {
+		s.UsedToday, s.AccountsErr = d.usedToday(s.Accounts, day)
+	}
+	if s.AccountsErr != nil {
+		d.log.Error("metrics: cannot read the accounts", "err", s.AccountsErr)
+	}
+	return s
+}
+
+// accounts lists the file-managed accounts and the store-managed ones the
+// file does not override, as the engine resolves them on day (today's
+// top-ups included in the limit).
+func (d *Daemon) accounts(cfg *config.Config, day quota.Day) ([]quota.Account, error) {
+	file := engineSettings(cfg).Accounts
+	out := make([]quota.Account, 0, len(file))
+	for name, a := range file {
+		a.Name, a.Source = quota.NormalizeName(name), quota.FromFile
+		if a.Status == "" {
+			a.Status = quota.StatusActive
+		}
+		out = append(out, a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for q := (quota.ListQuery{Limit: 1000}); ; {
+		page, err := d.store.ListAccounts(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page {
+			if _, ok := file[quota.NormalizeName(r.Name)]; ok {
+				continue
+			}
+			out = append(out, quota.Account{Name: r.Name, DailyLimit: r.DailyLimit, TopUp: r.TopUp(day),
+				Status: r.Status, Source: quota.FromStore})
+		}
+		if len(page) < q.Limit {
+			return out, nil
+		}
+		q.After = page[len(page)-1].Name
+	}
+}
+
+func (d *Daemon) usedToday(accts []quota.Account, day quota.Day) (int64, error) {
+	var sum int64
+	for _, a := range accts {
+		n, err := d.store.Usage(a.Name, day)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// buildInfo is relaycap_build_info's labels: the version the binary was
+// built as, the VCS commit Go recorded, the Go version.
+func buildInfo(version string) metrics.BuildInfo {
+	b := metrics.BuildInfo{Version: version, Commit: "unknown", GoVersion: runtime.Version()}
+	if b.Version == "" {
+		b.Version = "dev"
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				b.Commit = s.Value
+			}
+		}
+	}
+	return b
+}
+
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

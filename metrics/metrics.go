@@ -1,0 +1,218 @@
+// Package metrics is relaycap's Prometheus instrumentation and its /healthz:
+// counters the milter and policy adapters feed through small observer
+// interfaces, a store wrapper that times every store operation, and a
+// collector that reads the daemon's state at scrape time.
+//
+// Names follow the Prometheus naming guide: the relaycap_ prefix, base
+// units (seconds, bytes), _total on counters. No metric has a per-account
+// label, ever: one label value per customer would grow the series without
+// bound. Per-account numbers belong to the admin API.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Refusal reasons, the values of relaycap_recipients_refused_total's reason
+// label: the quota verdicts, a store failure, and mail without a login
+// refused at MAIL (milter.unauthenticated: reject).
+var reasons = []string{"over_quota", "suspended", "terminated", "not_provisioned", "unauthenticated", "tempfail"}
+
+// Message results, as in the milter's decision lines ("refused": the
+// account was suspended or terminated before its end of message).
+var results = []string{"accept", "refused", "tempfail", "aborted", "connection_lost"}
+
+// Policy actions (access(5) verbs in lower case).
+var actions = []string{"dunno", "defer_if_permit", "reject"}
+
+// Store operations, the values of the op label: the counter's, then the
+// accounts store's.
+var storeOps = []string{"usage", "add_usage", "writable",
+	"account", "list_accounts", "update_account", "delete_account", "purchase", "top"}
+
+// Metrics holds relaycap's collectors in a registry of its own.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	relays   prometheus.Counter
+	refused  *prometheus.CounterVec
+	messages *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	sessions prometheus.Gauge
+	held     prometheus.Gauge
+
+	storeOps     *prometheus.CounterVec
+	storeSeconds *prometheus.HistogramVec
+
+	reloads     *prometheus.CounterVec
+	lastReload  prometheus.Gauge
+	lastSuccess prometheus.Gauge
+
+	// Children bound once: the hot path does no label lookup.
+	milterRefused, policyRefused map[string]prometheus.Counter
+	messageResult, policyAction  map[string]prometheus.Counter
+}
+
+// BuildInfo is what relaycap_build_info says.
+type BuildInfo struct {
+	Version, Commit, GoVersion string
+}
+
+// New returns relaycap's metrics with the Go and process collectors.
+func New(b BuildInfo) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		relays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relaycap_relays_committed_total",
+			Help: "Relays (accepted recipients) committed to the store; equals the sum of the decision lines' accepted.",
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relaycap_recipients_refused_total",
+			Help: "Recipients refused, by the service that refused them and why (unauthenticated: MAIL refused for want of a login).",
+		}, []string{"service", "reason"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relaycap_messages_total",
+			Help: "Messages of authenticated logins that reached RCPT, by result (the decision lines).",
+		}, []string{"result"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relaycap_policy_requests_total",
+			Help: "Policy delegation requests answered, by action.",
+		}, []string{"action"}),
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relaycap_milter_sessions",
+			Help: "Milter connections open.",
+		}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relaycap_reservations",
+			Help: "Relays reserved by open milter transactions, not yet committed or released.",
+		}),
+		storeOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relaycap_store_operations_total",
+			Help: "Store operations, by operation and result.",
+		}, []string{"op", "result"}),
+		storeSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "relaycap_store_operation_duration_seconds",
+			Help:    "Latency of store operations.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"op"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relaycap_config_reloads_total",
+			Help: "Config reloads (SIGHUP), by result.",
+		}, []string{"result"}),
+		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relaycap_config_last_reload_timestamp_seconds",
+			Help: "When the config was last loaded or reloaded (Unix time).",
+		}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relaycap_config_last_reload_successful",
+			Help: "1 if the last reload succeeded (or none was tried), 0 if it failed.",
+		}),
+	}
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "relaycap_build_info",
+		Help:        "Always 1; the labels say which relaycap runs.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "goversion": b.GoVersion},
+	})
+	build.Set(1)
+	m.lastSuccess.Set(1)
+	m.reg.MustRegister(m.relays, m.refused, m.messages, m.requests, m.sessions, m.held,
+		m.storeOps, m.storeSeconds, m.reloads, m.lastReload, m.lastSuccess, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	m.milterRefused = bind(m.refused, reasons, "milter")
+	m.policyRefused = bind(m.refused, reasons, "policy")
+	m.messageResult = bind(m.messages, results)
+	m.policyAction = bind(m.requests, actions)
+	for _, op := range storeOps {
+		m.storeOps.WithLabelValues(op, "ok")
+		m.storeOps.WithLabelValues(op, "error")
+		m.storeSeconds.WithLabelValues(op)
+	}
+	for _, r := range []string{"success", "failure"} {
+		m.reloads.WithLabelValues(r)
+	}
+	return m
+}
+
+// bind creates the children of vec for each value of its last label, the
+// leading labels fixed, so that every series exists (at 0) from the start:
+// rate() and the dashboard need no special case for a reason never seen.
+func bind(vec *prometheus.CounterVec, values []string, leading ...string) map[string]prometheus.Counter {
+	out := make(map[string]prometheus.Counter, len(values))
+	for _, v := range values {
+		out[v] = vec.WithLabelValues(append(leading, v)...)
+	}
+	return out
+}
+
+// Registry is the registry /metrics serves.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Reloaded counts a config reload and stamps its time (Unix seconds).
+func (m *Metrics) Reloaded(ok bool, unix float64) {
+	result, v := "success", 1.0
+	if !ok {
+		result, v = "failure", 0
+	}
+	m.reloads.WithLabelValues(result).Inc()
+	m.lastSuccess.Set(v)
+	m.lastReload.Set(unix)
+}
+
+// Loaded stamps the time the config was first loaded.
+func (m *Metrics) Loaded(unix float64) { m.lastReload.Set(unix) }
+
+func counter(known map[string]prometheus.Counter, vec *prometheus.CounterVec, value string, leading ...string) prometheus.Counter {
+	if c, ok := known[value]; ok {
+		return c
+	}
+	return vec.WithLabelValues(append(leading, value)...)
+}
+
+// Milter returns the observer the milter reports to.
+func (m *Metrics) Milter() MilterObserver { return MilterObserver{m} }
+
+// Policy returns the observer the policy service reports to.
+func (m *Metrics) Policy() PolicyObserver { return PolicyObserver{m} }
+
+// MilterObserver counts what the milter does (it satisfies milter.Observer).
+type MilterObserver struct{ m *Metrics }
+
+// SessionOpened counts a milter connection in.
+func (o MilterObserver) SessionOpened() { o.m.sessions.Inc() }
+
+// SessionClosed counts a milter connection out.
+func (o MilterObserver) SessionClosed() { o.m.sessions.Dec() }
+
+// Held adds n (negative on commit or release) to the relays reserved.
+func (o MilterObserver) Held(n int64) { o.m.held.Add(float64(n)) }
+
+// Refused counts a recipient the milter refused.
+func (o MilterObserver) Refused(reason string) {
+	counter(o.m.milterRefused, o.m.refused, reason, "milter").Inc()
+}
+
+// Decided counts a message by the result of its decision line, and the
+// relays it committed.
+func (o MilterObserver) Decided(result string, accepted int64) {
+	counter(o.m.messageResult, o.m.messages, result).Inc()
+	if result == "accept" {
+		o.m.relays.Add(float64(accepted))
+	}
+}
+
+// PolicyObserver counts what the policy service answers (it satisfies
+// policy.Observer).
+type PolicyObserver struct{ m *Metrics }
+
+// Answered counts a request by its action ("dunno", "defer_if_permit",
+// "reject").
+func (o PolicyObserver) Answered(action string) {
+	counter(o.m.policyAction, o.m.requests, action).Inc()
+}
+
+// Refused counts a recipient the policy service refused.
+func (o PolicyObserver) Refused(reason string) {
+	counter(o.m.policyRefused, o.m.refused, reason, "policy").Inc()
+}

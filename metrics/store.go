@@ -1,0 +1,131 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relaycap/relaycap/quota"
+)
+
+// Store wraps a quota.Store (the hot-path counter) and counts and times
+// every call, by operation and result. It changes nothing else: the wrapped
+// store's atomicity and durability are the wrapper's.
+type Store struct {
+	next quota.Store
+	ops  map[string]storeOp
+}
+
+type storeOp struct {
+	ok, err prometheus.Counter
+	seconds prometheus.Observer
+}
+
+// WrapStore returns s instrumented with m's store metrics.
+func (m *Metrics) WrapStore(s quota.Store) *Store {
+	w := &Store{next: s, ops: make(map[string]storeOp, len(storeOps))}
+	for _, op := range storeOps {
+		w.ops[op] = storeOp{
+			ok:      m.storeOps.WithLabelValues(op, "ok"),
+			err:     m.storeOps.WithLabelValues(op, "error"),
+			seconds: m.storeSeconds.WithLabelValues(op),
+		}
+	}
+	return w
+}
+
+func (s *Store) done(op string, start time.Time, err error) {
+	o := s.ops[op]
+	o.seconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		o.err.Inc()
+		return
+	}
+	o.ok.Inc()
+}
+
+// Usage implements quota.Store.
+func (s *Store) Usage(account string, day quota.Day) (int64, error) {
+	start := time.Now()
+	n, err := s.next.Usage(account, day)
+	s.done("usage", start, err)
+	return n, err
+}
+
+// AddUsage implements quota.Store.
+func (s *Store) AddUsage(account string, add []quota.DayCount) ([]int64, error) {
+	start := time.Now()
+	totals, err := s.next.AddUsage(account, add)
+	s.done("add_usage", start, err)
+	return totals, err
+}
+
+// Writable implements quota.Store.
+func (s *Store) Writable() error {
+	start := time.Now()
+	err := s.next.Writable()
+	s.done("writable", start, err)
+	return err
+}
+
+// Accounts wraps a quota.Accounts and times the calls that change or
+// resolve an account; the reads of history and the audit trail pass
+// through untimed.
+type Accounts struct {
+	quota.Accounts
+	ops *Store // shares the op table; its next is unused
+}
+
+// WrapAccounts returns a instrumented with m's store metrics.
+func (m *Metrics) WrapAccounts(a quota.Accounts) *Accounts {
+	return &Accounts{Accounts: a, ops: m.WrapStore(nil)}
+}
+
+// Account implements quota.Accounts.
+func (a *Accounts) Account(ctx context.Context, name string) (quota.AccountRecord, bool, error) {
+	start := time.Now()
+	r, ok, err := a.Accounts.Account(ctx, name)
+	a.ops.done("account", start, err)
+	return r, ok, err
+}
+
+// ListAccounts implements quota.Accounts.
+func (a *Accounts) ListAccounts(ctx context.Context, q quota.ListQuery) ([]quota.AccountRecord, error) {
+	start := time.Now()
+	rs, err := a.Accounts.ListAccounts(ctx, q)
+	a.ops.done("list_accounts", start, err)
+	return rs, err
+}
+
+// UpdateAccount implements quota.Accounts.
+func (a *Accounts) UpdateAccount(ctx context.Context, name string, change func(quota.AccountRecord, bool) (quota.AccountRecord, quota.AuditEntry, error)) (quota.AccountRecord, error) {
+	start := time.Now()
+	r, err := a.Accounts.UpdateAccount(ctx, name, change)
+	a.ops.done("update_account", start, err)
+	return r, err
+}
+
+// DeleteAccount implements quota.Accounts.
+func (a *Accounts) DeleteAccount(ctx context.Context, name string, check func(quota.AccountRecord) (quota.AuditEntry, error)) error {
+	start := time.Now()
+	err := a.Accounts.DeleteAccount(ctx, name, check)
+	a.ops.done("delete_account", start, err)
+	return err
+}
+
+// Purchase implements quota.Accounts.
+func (a *Accounts) Purchase(ctx context.Context, p quota.Purchase) (quota.Purchase, bool, error) {
+	start := time.Now()
+	first, replay, err := a.Accounts.Purchase(ctx, p)
+	a.ops.done("purchase", start, err)
+	return first, replay, err
+}
+
+// Top implements quota.Accounts.
+func (a *Accounts) Top(ctx context.Context, day quota.Day, n int) ([]quota.AccountUsage, error) {
+	start := time.Now()
+	top, err := a.Accounts.Top(ctx, day, n)
+	a.ops.done("top", start, err)
+	return top, err
+}
