@@ -6,7 +6,7 @@ BIN     := relaycap
 # `make run` keeps its state and key here (the embedded default state_dir).
 STATE   := ./relaycap-data
 
-.PHONY: help build run test vet fmt-check bench load bench-floor fuzz clean
+.PHONY: help build run test vet fmt-check bench load bench-floor fuzz clean monitoring-deps
 
 help:
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -53,5 +53,21 @@ fuzz: ## run each fuzz target for FUZZTIME
 
 clean:
 	rm -rf $(BIN) dist
+
+# promtool (make test) and the Prometheus server the e2e suite starts on its
+# own; policy-rc.d keeps the package from starting its service, and a
+# systemd machine gets it disabled and stopped: tests run their own.
+monitoring-deps: ## install Debian's prometheus for promtool and the e2e scrape, its service left stopped (apt)
+	@if dpkg-query -W -f='$${Status}' prometheus 2>/dev/null | grep -q 'install ok installed'; then \
+		echo "monitoring-deps: prometheus installed"; \
+	else \
+		echo "monitoring-deps: installing prometheus, service not started"; \
+		rc=/usr/sbin/policy-rc.d; own=; \
+		if [ ! -e $$rc ]; then printf '#!/bin/sh\nexit 101\n' > $$rc && chmod 755 $$rc && own=1; fi; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; st=$$?; \
+		[ -z "$$own" ] || rm -f $$rc; \
+		if [ -d /run/systemd/system ]; then systemctl disable --now prometheus.service || true; fi; \
+		exit $$st; \
+	fi
 
 include test/e2e/e2e.mk
