@@ -39,6 +39,7 @@ var accounts = []e2e.Account{
 	{Name: "disk@example.com", Limit: 10},                            // 9: the state disk fills up
 	{Name: "bulk@example.com", Limit: 200},                           // 10: 300 recipients, 200 relays left
 	{Name: "guess@example.com", Limit: 10},                           // 10: password guessing
+	{Name: "prom@example.com", Limit: 6},                             // 11: a real Prometheus scrapes relaycap
 }
 
 func init() {

@@ -96,9 +96,11 @@ type Sandbox struct {
 	// XClientFloor is the XClient listener with the do-nothing policy
 	// server and milter of Options.Floor (benchmark); zero without it.
 	XClientFloor Listener
-	Sink         *Sink
-	Relaycap     *Relaycap // nil without a binary
-	KeysFile     string    // identification header keys, when IDHeader
+	// MetricsAddr is relaycap's metrics.listen, host:port on loopback.
+	MetricsAddr string
+	Sink        *Sink
+	Relaycap    *Relaycap // nil without a binary
+	KeysFile    string    // identification header keys, when IDHeader
 
 	opts     Options
 	pfConf   string // absolute config_directory of the Postfix instance
@@ -224,7 +226,7 @@ func (s *Sandbox) makeDirs(context.Context) error {
 // pickPorts reserves free loopback ports for the listeners, all at once so
 // no two picks collide, and starts the sink on its own.
 func (s *Sandbox) pickPorts(context.Context) error {
-	const n = 10
+	const n = 11
 	var lns []net.Listener
 	defer func() {
 		for _, l := range lns {
@@ -268,6 +270,7 @@ func (s *Sandbox) pickPorts(context.Context) error {
 	if s.opts.Floor != "" {
 		s.XClientFloor = Listener{Name: "xclient-floor", Role: 0, Port: ports[9]}
 	}
+	s.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[10])
 	sink, err := StartSink("127.0.0.1:0", s.opts.KeepData)
 	if err != nil {
 		return err
@@ -320,6 +323,7 @@ type tmplData struct {
 	MilterSock  string
 	PolicySock  string
 	AdminSock   string
+	MetricsAddr string
 	Accounts    []Account
 	IDHeader    bool
 	KeysFile    string
@@ -338,12 +342,13 @@ func (s *Sandbox) data() (tmplData, error) {
 		Listeners:   append(slices.Clone(s.Listeners), s.DefaultLimits, s.AuthLimit),
 		XClientPort: s.XClient.Port, PlainPort: s.Plain.Port, SinkPort: s.Sink.Port(),
 		Floor: s.opts.Floor != "", FloorPort: s.XClientFloor.Port,
-		Relaycap:   s.opts.Relaycap != "",
-		StateDir:   s.StateDir(),
-		MilterSock: s.path("pf", "spool", "relaycap", "milter.sock"),
-		PolicySock: s.path("pf", "spool", "relaycap", "policy.sock"),
-		AdminSock:  s.path("rc", "state", "admin.sock"),
-		Accounts:   accts, IDHeader: s.opts.IDHeader, KeysFile: s.KeysFile,
+		Relaycap:    s.opts.Relaycap != "",
+		StateDir:    s.StateDir(),
+		MilterSock:  s.path("pf", "spool", "relaycap", "milter.sock"),
+		PolicySock:  s.path("pf", "spool", "relaycap", "policy.sock"),
+		AdminSock:   s.path("rc", "state", "admin.sock"),
+		MetricsAddr: s.MetricsAddr,
+		Accounts:    accts, IDHeader: s.opts.IDHeader, KeysFile: s.KeysFile,
 	}
 	main, err := postfixconf.Main(postfixconf.Options{
 		Milter: "unix:" + d.MilterSock, Policy: "unix:" + d.PolicySock, QueueDirectory: s.path("pf", "spool"),
