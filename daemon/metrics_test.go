@@ -235,7 +235,7 @@ func TestRelaysCommittedEqualDecisionLines(t *testing.T) {
 		t.Fatalf("relays committed %v, decision lines %d, store %d: all three must agree", committed, sum, stored)
 	}
 	var msgs float64
-	for _, r := range []string{"accept", "tempfail", "aborted", "connection_lost"} {
+	for _, r := range []string{"accept", "refused", "tempfail", "aborted", "connection_lost"} {
 		v, _ := f.Value("relaycap_messages_total", "result", r)
 		msgs += v
 	}
