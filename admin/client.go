@@ -169,6 +169,12 @@ func (c *Client) SetStatus(ctx context.Context, name, action, reason string) (Ac
 	return out, c.do(ctx, http.MethodPost, accountPath(name, action), nil, ReasonRequest{Reason: reason}, &out)
 }
 
+// Complaint records an abuse complaint against an account.
+func (c *Client) Complaint(ctx context.Context, name string, req ComplaintRequest) (Complaint, error) {
+	var out Complaint
+	return out, c.do(ctx, http.MethodPost, accountPath(name, "complaints"), nil, req, &out)
+}
+
 // Usage returns an account's day so far.
 func (c *Client) Usage(ctx context.Context, name string) (Usage, error) {
 	var out Usage

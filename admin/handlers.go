@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 
@@ -30,6 +31,7 @@ func (s *Server) register() {
 	handle(s, http.MethodDelete, "/v1/accounts/{name}", nil, s.deleteAccount)
 	handle(s, http.MethodPost, "/v1/accounts/{name}/purchases", nil, s.purchase)
 	handle(s, http.MethodPost, "/v1/accounts/{name}/suspend", nil, s.setStatus(quota.StatusSuspended))
+	handle(s, http.MethodPost, "/v1/accounts/{name}/complaints", nil, s.complaint)
 	handle(s, http.MethodPost, "/v1/accounts/{name}/resume", nil, s.setStatus(quota.StatusActive))
 	handle(s, http.MethodPost, "/v1/accounts/{name}/terminate", nil, s.setStatus(quota.StatusTerminated))
 	handle(s, http.MethodGet, "/v1/accounts/{name}/usage", nil, s.usage)
@@ -394,8 +396,15 @@ func (s *Server) top(c *call, _ *noBody) (Top, error) {
 // logAudit writes the one log line of a change (the store keeps the
 // entry itself).
 func (s *Server) logAudit(e quota.AuditEntry) {
-	s.log.Info("audit", "account", e.Account, "actor", e.Actor, "action", e.Action,
-		"before", stateText(e.Before), "after", stateText(e.After), "reason", e.Reason)
+	args := []any{"account", e.Account, "actor", e.Actor, "action", e.Action,
+		"before", stateText(e.Before), "after", stateText(e.After), "reason", e.Reason}
+	if len(e.QueueIDs) > 0 {
+		args = append(args, "queue_ids", strings.Join(e.QueueIDs, ","))
+	}
+	s.log.Info("audit", args...)
+	if s.o.OnAudit != nil {
+		s.o.OnAudit(e)
+	}
 }
 
 func (s *Server) logPurchase(p quota.Purchase) {
@@ -439,7 +448,7 @@ func toAudit(entries []quota.AuditEntry) []AuditEntry {
 	out := make([]AuditEntry, 0, len(entries))
 	for _, e := range entries {
 		out = append(out, AuditEntry{Time: e.Time, Account: e.Account, Actor: e.Actor, Action: string(e.Action),
-			Before: toState(e.Before), After: toState(e.After), Reason: e.Reason, PurchaseID: e.PurchaseID})
+			Before: toState(e.Before), After: toState(e.After), Reason: e.Reason, PurchaseID: e.PurchaseID, QueueIDs: e.QueueIDs})
 	}
 	return out
 }

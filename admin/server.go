@@ -30,6 +30,12 @@ type Options struct {
 	Now func() time.Time
 	// ConfigPath names the file of the file-managed accounts in a 409.
 	ConfigPath string
+	// AutoSuspendAfter complaints within ComplaintWindow suspend an
+	// account; 0 never does.
+	AutoSuspendAfter int
+	ComplaintWindow  time.Duration
+	// OnAudit, if set, hears of every change written (customer events).
+	OnAudit func(quota.AuditEntry)
 }
 
 // Route is one served route with the Go types of its JSON request and
@@ -47,6 +53,10 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	routes []Route
+
+	// complaints serialises complaint handling, so that two complaints
+	// at once both count towards the suspension.
+	complaints sync.Mutex
 
 	mu      sync.Mutex
 	servers []*http.Server

@@ -21,6 +21,22 @@ type ReasonRequest struct {
 	Reason string `json:"reason"`
 }
 
+// ComplaintRequest is one abuse complaint against an account.
+type ComplaintRequest struct {
+	Reason  string `json:"reason"`
+	QueueID string `json:"queue_id,omitempty"`
+}
+
+// Complaint is a recorded complaint and what it did.
+type Complaint struct {
+	Account          string `json:"account"`
+	Complaints       int    `json:"complaints"`
+	Window           string `json:"window"`
+	AutoSuspendAfter int    `json:"auto_suspend_after"`
+	Suspended        bool   `json:"suspended"`
+	Status           string `json:"status"`
+}
+
 // PurchaseRequest is relays a billing system sold. PurchaseID is its
 // idempotency key: a retry with the same id adds nothing.
 type PurchaseRequest struct {
@@ -133,6 +149,7 @@ type AuditEntry struct {
 	After      *State    `json:"after,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
 	PurchaseID string    `json:"purchase_id,omitempty"`
+	QueueIDs   []string  `json:"queue_ids,omitempty"`
 }
 
 // State is an account's settings before or after a change.

@@ -40,6 +40,7 @@ type Config struct {
 	Log      LogConfig      `mapstructure:"log"`
 	Socket   SocketConfig   `mapstructure:"socket"`
 	Notify   NotifyConfig   `mapstructure:"notify"`
+	Abuse    AbuseConfig    `mapstructure:"abuse"`
 
 	// Location is Quota.Timezone, loaded by Load once the config is valid.
 	Location *time.Location `mapstructure:"-"`
@@ -197,6 +198,8 @@ var defaults = []setting{
 	{"notify::webhook_url", "", "Customer events (thresholds, refusals, sanctions, brakes) are POSTed here,\nsigned; empty sends none."},
 	{"notify::secret_file", "", "The HMAC-SHA256 key of the signature; not readable by others."},
 	{"notify::thresholds", []int{80, 100}, "Percents of the daily limit that send an event, once per account and day."},
+	{"abuse::auto_suspend_after", 0, "Complaints (relaycap abuse report) within window that suspend a store-managed\naccount; 0 = never."},
+	{"abuse::window", "24h", ""},
 }
 
 // DefaultYAML returns the defaults table as a commented YAML config file.

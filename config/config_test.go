@@ -87,6 +87,7 @@ func TestDefaults(t *testing.T) {
 		Log:      LogConfig{Level: "info", Format: "text"},
 		Socket:   SocketConfig{Mode: 0o660},
 		Notify:   NotifyConfig{Thresholds: []int{80, 100}},
+		Abuse:    AbuseConfig{Window: 24 * time.Hour},
 		Location: mustLoc(t, "America/New_York"),
 	}
 	same(t, got, want)
@@ -236,6 +237,7 @@ func TestFullExample(t *testing.T) {
 		Socket: SocketConfig{Mode: 0o600, Group: "postfix"},
 		Notify: NotifyConfig{WebhookURL: "https://billing.example.net/hooks/relaycap",
 			SecretFile: "/etc/relaycap/webhook.secret", Thresholds: []int{75, 90, 100}},
+		Abuse:    AbuseConfig{AutoSuspendAfter: 3, Window: 48 * time.Hour},
 		Location: mustLoc(t, "Europe/Paris"),
 		Path:     path,
 	}

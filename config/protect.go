@@ -1,5 +1,7 @@
 package config
 
+import "time"
+
 // Mode is quota.mode.
 type Mode string
 
@@ -12,7 +14,19 @@ const (
 	ModeDryRun Mode = "dry_run"
 )
 
+// AbuseConfig is the complaint-driven suspension.
+type AbuseConfig struct {
+	// AutoSuspendAfter complaints within Window suspend the account; 0
+	// never does.
+	AutoSuspendAfter int           `mapstructure:"auto_suspend_after"`
+	Window           time.Duration `mapstructure:"window"`
+}
+
 func (c *Config) checkProtection(ck *checker) {
 	q := c.Quota
 	ck.oneOf("quota.mode", string(q.Mode), string(ModeEnforce), string(ModeDryRun))
+	if c.Abuse.AutoSuspendAfter < 0 {
+		ck.add("abuse.auto_suspend_after: %d is negative", c.Abuse.AutoSuspendAfter)
+	}
+	ck.positive("abuse.window", c.Abuse.Window)
 }

@@ -134,7 +134,8 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	if d.policyLn, err = sockets.Listen(cfg.Policy.Listen, cfg.Socket.Mode, cfg.Socket.Group); err != nil {
 		return nil, fmt.Errorf("policy listener: %w", err)
 	}
-	d.admin = admin.NewServer(admin.Options{Engine: d.engine, Accounts: d.accountsStore, Logger: o.Logger, Now: o.Now, ConfigPath: cfg.Path})
+	d.admin = admin.NewServer(admin.Options{Engine: d.engine, Accounts: d.accountsStore, Logger: o.Logger, Now: o.Now, ConfigPath: cfg.Path,
+		AutoSuspendAfter: cfg.Abuse.AutoSuspendAfter, ComplaintWindow: cfg.Abuse.Window, OnAudit: d.statusEvent})
 	if d.adminLn, err = sockets.Listen(cfg.Admin.Listen, cfg.Socket.Mode, cfg.Socket.Group); err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
@@ -256,6 +257,7 @@ func keepRestartOnly(next, running *config.Config, log *slog.Logger) {
 	})
 	keep("log.format", next.Log.Format, running.Log.Format, func() { next.Log.Format = running.Log.Format })
 	keep("notify", next.Notify, running.Notify, func() { next.Notify = running.Notify })
+	keep("abuse", next.Abuse, running.Abuse, func() { next.Abuse = running.Abuse })
 }
 
 // Shutdown stops taking connections, gives open transactions until ctx ends

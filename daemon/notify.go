@@ -50,3 +50,18 @@ func (d *Daemon) mailEvents(cfg *config.Config) quota.Events {
 	}
 	return notify.MailEvents{Notifier: d.notifier, Thresholds: cfg.Notify.Thresholds}
 }
+
+// statusEvent sends an event for a suspension, resume or termination
+// written through the admin API, with its reason and actor.
+func (d *Daemon) statusEvent(e quota.AuditEntry) {
+	if d.notifier == nil || e.After == nil {
+		return
+	}
+	switch e.Action {
+	case quota.ActionSuspend, quota.ActionResume, quota.ActionTerminate:
+	default:
+		return
+	}
+	d.notifier.Emit(notify.Event{ID: notify.NewID(e.Time), Type: notify.TypeStatus, Time: e.Time.UTC(),
+		Account: e.Account, Status: string(e.After.Status), Reason: e.Reason, Actor: e.Actor, QueueIDs: e.QueueIDs}, "")
+}

@@ -69,6 +69,8 @@ const (
 	ActionResume    Action = "resume"
 	ActionTerminate Action = "terminate"
 	ActionDelete    Action = "delete"
+	// ActionComplaint records an abuse complaint; the account is unchanged.
+	ActionComplaint Action = "complaint"
 )
 
 // AuditEntry is one change of a store-managed account: who, what, before →
@@ -82,6 +84,7 @@ type AuditEntry struct {
 	After      *State
 	Reason     string
 	PurchaseID string
+	QueueIDs   []string // the Postfix queue ids a complaint or a suspension is about
 }
 
 // Purchase is relays a billing system bought for an account. Purchase ids

@@ -12,6 +12,7 @@ type Change struct {
 	Note       *string
 	Status     Status // "" keeps the status
 	Reason     string
+	QueueIDs   []string // what the change is about, for the audit (a complaint suspension)
 	Actor      string
 	Time       time.Time
 	Day        Day // the local day of Time, for the audit's top-up
@@ -27,7 +28,7 @@ var ErrNeedsLimit = errors.New("a new account needs a daily limit")
 func (c Change) Apply(name string) func(AccountRecord, bool) (AccountRecord, AuditEntry, error) {
 	return func(cur AccountRecord, exists bool) (AccountRecord, AuditEntry, error) {
 		next := cur
-		entry := AuditEntry{Time: c.Time, Account: name, Actor: c.Actor, Reason: c.Reason}
+		entry := AuditEntry{Time: c.Time, Account: name, Actor: c.Actor, Reason: c.Reason, QueueIDs: c.QueueIDs}
 		if !exists {
 			if c.DailyLimit == nil {
 				return cur, entry, ErrNeedsLimit

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/relaycap/relaycap/admin"
 	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/idheader"
 )
@@ -32,12 +33,17 @@ type abuseOptions struct {
 	reason             string
 }
 
-// abuseAction is what --suspend or --terminate did to one account.
+// abuseAction is what --suspend or --terminate, or the complaint a
+// report without them records, did to one account.
 type abuseAction struct {
 	Account string `json:"account"`
-	Action  string `json:"action"`
+	Action  string `json:"action"` // suspend | terminate | complaint
 	Status  string `json:"status,omitempty"`
 	Error   string `json:"error,omitempty"`
+	// A complaint: how many within the window, and whether this one
+	// suspended the account (abuse.auto_suspend_after).
+	Complaints int  `json:"complaints,omitempty"`
+	Suspended  bool `json:"suspended,omitempty"`
 }
 
 type abuseResult struct {
@@ -52,11 +58,13 @@ func newAbuseReportCommand() *cobra.Command {
 		Short: "Print the account, queue id, time and client of a complaint's identification header",
 		Long: `Read a complaint (a bounced or forwarded message, or an ARF report; - for stdin),
 find relaycap's identification header in it, and print the account, Postfix
-queue id, time and client address it names. With --suspend or --terminate also
-act on that account through the running daemon: the reason is recorded with the
-queue id and the token's time. Only a token sealed for the very message it was
-found in is acted on (a header copied into another message names an innocent
-account). A complaint whose token does not open changes nothing.
+queue id, time and client address it names, and record the complaint on that
+account through the running daemon (abuse.auto_suspend_after complaints within
+abuse.window suspend it). With --suspend or --terminate act on it instead: the
+reason is recorded with the queue id and the token's time. Only a token sealed
+for the very message it was found in is acted on (a header copied into another
+message names an innocent account). A complaint whose token does not open
+changes nothing.
 Exit status: 0 found (and acted); 1 no token opened, or the daemon refused;
 2 usage error, unreadable file or keys file.`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -134,14 +142,15 @@ func runAbuseReport(cmd *cobra.Command, o *abuseOptions, file string) error {
 	if !anyOpened(res.Tokens) {
 		return o.finish(w, res, exitError{1, fmt.Errorf("no %s header opened; nothing changed", o.decode.header)})
 	}
-	action := ""
+	action := "complaint"
 	switch {
 	case o.suspend:
 		action = "suspend"
 	case o.terminate:
 		action = "terminate"
-	default:
-		return o.finish(w, res, nil)
+	}
+	if len(opened) == 0 && action == "complaint" {
+		return o.finish(w, res, nil) // a copied header accuses nobody
 	}
 	if len(opened) == 0 {
 		return o.finish(w, res, exitError{1, errors.New("every header that opened was sealed for another message (copied): not acting on it")})
@@ -160,23 +169,35 @@ func runAbuseReport(cmd *cobra.Command, o *abuseOptions, file string) error {
 		reason := fmt.Sprintf("%s (abuse report: queue id %s, sealed %s, client %s)",
 			o.reason, f.QueueID, f.Time.UTC().Format(time.RFC3339), f.ClientAddr)
 		a := abuseAction{Account: f.Account, Action: action}
-		acct, err := c.SetStatus(cmd.Context(), f.Account, action, reason)
+		var err error
+		if action == "complaint" {
+			var got admin.Complaint
+			got, err = c.Complaint(cmd.Context(), f.Account, admin.ComplaintRequest{Reason: reason, QueueID: f.QueueID})
+			a.Status, a.Complaints, a.Suspended = got.Status, got.Complaints, got.Suspended
+		} else {
+			var acct admin.Account
+			acct, err = c.SetStatus(cmd.Context(), f.Account, action, reason)
+			a.Status = acct.Status
+		}
 		if err != nil {
 			a.Error = err.Error()
 			if firstErr == nil {
 				firstErr = failed(err)
 			}
-		} else {
-			a.Status = acct.Status
 		}
 		res.Actions = append(res.Actions, a)
 	}
 	if !o.json {
 		fmt.Fprintln(w)
 		for _, a := range res.Actions {
-			if a.Error != "" {
+			switch {
+			case a.Error != "":
 				fmt.Fprintf(w, "%s %s: refused: %s\n", action, a.Account, a.Error)
-			} else {
+			case action == "complaint" && a.Suspended:
+				fmt.Fprintf(w, "complaint against %s recorded: %d complaints, now %s\n", a.Account, a.Complaints, a.Status)
+			case action == "complaint":
+				fmt.Fprintf(w, "complaint against %s recorded: %d within abuse.window, account %s\n", a.Account, a.Complaints, a.Status)
+			default:
 				fmt.Fprintf(w, "%s %s: now %s\n", action, a.Account, a.Status)
 			}
 		}

@@ -69,6 +69,7 @@ type auditJSON struct {
 	After      *stateJSON   `json:"after,omitempty"`
 	Reason     string       `json:"reason,omitempty"`
 	PurchaseID string       `json:"purchase_id,omitempty"`
+	QueueIDs   []string     `json:"queue_ids,omitempty"`
 }
 
 type purchaseJSON struct {
@@ -188,7 +189,7 @@ func getAccount(txn *badger.Txn, name string) (quota.AccountRecord, bool, error)
 func (s *Store) putAudit(txn *badger.Txn, e quota.AuditEntry) error {
 	key := binary.BigEndian.AppendUint32(timeKey("au/", e.Account, e.Time), s.auditSeq.Add(1))
 	return setJSON(txn, key, auditJSON{Time: e.Time, Actor: e.Actor, Action: e.Action,
-		Before: toStateJSON(e.Before), After: toStateJSON(e.After), Reason: e.Reason, PurchaseID: e.PurchaseID})
+		Before: toStateJSON(e.Before), After: toStateJSON(e.After), Reason: e.Reason, PurchaseID: e.PurchaseID, QueueIDs: e.QueueIDs})
 }
 
 // Account returns name's record.
@@ -370,7 +371,7 @@ func (s *Store) Audit(ctx context.Context, account string, n int) ([]quota.Audit
 				return err
 			}
 			out = append(out, quota.AuditEntry{Time: j.Time, Account: account, Actor: j.Actor, Action: j.Action,
-				Before: j.Before.state(), After: j.After.state(), Reason: j.Reason, PurchaseID: j.PurchaseID})
+				Before: j.Before.state(), After: j.After.state(), Reason: j.Reason, PurchaseID: j.PurchaseID, QueueIDs: j.QueueIDs})
 			return nil
 		})
 	})
