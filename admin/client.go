@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/relaycap/relaycap/config"
@@ -91,7 +92,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return fmt.Errorf("%w (nothing answers on %s: %v)", ErrNotRunning, c.addr, op.Err)
+			// No socket or no listener: not running. Anything else (a
+			// socket the caller may not open) says what it is.
+			if errors.Is(op.Err, syscall.ENOENT) || errors.Is(op.Err, syscall.ECONNREFUSED) {
+				return fmt.Errorf("%w (nothing answers on %s: %v)", ErrNotRunning, c.addr, op.Err)
+			}
+			return fmt.Errorf("cannot reach the daemon at %s: %v", c.addr, op.Err)
 		}
 		return fmt.Errorf("admin API at %s: %w", c.addr, err)
 	}

@@ -358,3 +358,21 @@ func TestClientSaysTheDaemonIsNotRunning(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestClientTellsAStaleSocketFromAForbiddenOne(t *testing.T) {
+	dir := t.TempDir()
+	sock := dir + "/admin.sock"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // a crashed daemon leaves its socket file behind
+	c, err := NewClient("unix:"+sock, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Usage(ctx, "alice"); err == nil || !strings.Contains(err.Error(), "relaycap is not running (nothing answers on unix:"+sock+": connect: connection refused)") {
+		t.Fatalf("stale socket: %v", err)
+	}
+}
