@@ -12,7 +12,7 @@ import (
 // policy service say would_refuse, the admin API's usage shows how many,
 // and a suspended account is still refused.
 func TestDryRunDeliversAndLogs(t *testing.T) {
-	td := startDaemon(t, "quota: {mode: dry_run, accounts: {alice@example.com: 2, sam@example.com: {daily_limit: 9, status: suspended}}}\n")
+	td := startDaemon(t, metricsOn+"quota: {mode: dry_run, accounts: {alice@example.com: 2, sam@example.com: {daily_limit: 9, status: suspended}}}\n")
 	s := td.milterSession(t)
 	s.mail("alice@example.com")
 	if n, refused := s.rcpts(5); n != 5 {
@@ -43,6 +43,10 @@ func TestDryRunDeliversAndLogs(t *testing.T) {
 	if err != nil || !u.DryRun || u.Used != 5 || u.WouldRefuse != 3 {
 		t.Fatalf("usage: %+v %v", u, err)
 	}
+	f := td.scrape(t)
+	want(t, f, 3, "relaycap_recipients_would_refuse_total", "service", "milter", "reason", "over_quota")
+	want(t, f, 1, "relaycap_recipients_would_refuse_total", "service", "policy", "reason", "over_quota")
+	want(t, f, 5, "relaycap_relays_committed_total")
 }
 
 // TestDryRunPerAccountDaemon: an account's own dry_run under an enforced

@@ -23,6 +23,10 @@ func (d *Daemon) startNotify(cfg *config.Config, o Options) error {
 	d.deliverer = notify.NewDeliverer(box, notify.Webhook{URL: cfg.Notify.WebhookURL, Secret: secret},
 		notify.DelivererOptions{Logger: o.Logger, Now: o.Now, Poll: o.NotifyPoll})
 	d.notifier = notify.NewNotifier(box, d.deliverer.Wake, o.Logger)
+	d.metrics.WatchWebhook(func() (int64, int64, int64) {
+		st := d.deliverer.Stats()
+		return st.Delivered, st.Failed, st.Dropped
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopDeliver, d.delivered = cancel, make(chan struct{})
 	go func() {

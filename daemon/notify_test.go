@@ -123,7 +123,7 @@ func TestThresholdAndRefusalEvents(t *testing.T) {
 	clk := &clock{}
 	clk.set(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	r := newHookReceiver(t, clk.now)
-	td := startDaemon(t, notifyConfig(r.srv.URL, writeSecret(t))+"quota: {accounts: {alice@example.com: 4, bob@example.com: 1}}\n")
+	td := startDaemon(t, metricsOn+notifyConfig(r.srv.URL, writeSecret(t))+"quota: {accounts: {alice@example.com: 4, bob@example.com: 1}}\n")
 	td.clock = clk // the receiver and the daemon share the clock
 	td.stop()
 	td.start(t)
@@ -179,10 +179,16 @@ func TestThresholdAndRefusalEvents(t *testing.T) {
 	}
 	r.check(t)
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.events) != 5 {
-		t.Fatalf("receiver got %d events, want 5: %+v", len(r.events), r.events)
+	n := len(r.events)
+	r.mu.Unlock()
+	if n != 5 {
+		t.Fatalf("receiver got %d events, want 5", n)
 	}
+	// The delivered counter may trail the receiver by one answer; the
+	// failure counters cannot move in this test.
+	f := td.scrape(t)
+	want(t, f, 0, "relaycap_webhook_events_dropped_total")
+	want(t, f, 0, "relaycap_webhook_attempts_failed_total")
 }
 
 // TestOutboxSurvivesKillNineBeforeDelivery: a daemon in a child process

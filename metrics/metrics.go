@@ -19,6 +19,9 @@ import (
 // refused at MAIL (milter.unauthenticated: reject).
 var reasons = []string{"over_quota", "suspended", "terminated", "not_provisioned", "unauthenticated", "tempfail"}
 
+// The verdicts dry run lets through: limits, not sanctions.
+var limitReasons = []string{"over_quota"}
+
 // Message results, as in the milter's decision lines ("refused": the
 // account was suspended or terminated before its end of message).
 var results = []string{"accept", "refused", "tempfail", "aborted", "connection_lost"}
@@ -37,6 +40,7 @@ type Metrics struct {
 
 	relays   prometheus.Counter
 	refused  *prometheus.CounterVec
+	wouldRef *prometheus.CounterVec
 	messages *prometheus.CounterVec
 	requests *prometheus.CounterVec
 	sessions prometheus.Gauge
@@ -51,6 +55,7 @@ type Metrics struct {
 
 	// Children bound once: the hot path does no label lookup.
 	milterRefused, policyRefused map[string]prometheus.Counter
+	milterWould, policyWould     map[string]prometheus.Counter
 	messageResult, policyAction  map[string]prometheus.Counter
 }
 
@@ -70,6 +75,10 @@ func New(b BuildInfo) *Metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relaycap_recipients_refused_total",
 			Help: "Recipients refused, by the service that refused them and why (unauthenticated: MAIL refused for want of a login).",
+		}, []string{"service", "reason"}),
+		wouldRef: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relaycap_recipients_would_refuse_total",
+			Help: "Recipients let through in dry run (quota.mode: dry_run or an account's dry_run) that enforcing would have refused.",
 		}, []string{"service", "reason"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relaycap_messages_total",
@@ -116,12 +125,14 @@ func New(b BuildInfo) *Metrics {
 	})
 	build.Set(1)
 	m.lastSuccess.Set(1)
-	m.reg.MustRegister(m.relays, m.refused, m.messages, m.requests, m.sessions, m.held,
+	m.reg.MustRegister(m.relays, m.refused, m.wouldRef, m.messages, m.requests, m.sessions, m.held,
 		m.storeOps, m.storeSeconds, m.reloads, m.lastReload, m.lastSuccess, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	m.milterRefused = bind(m.refused, reasons, "milter")
 	m.policyRefused = bind(m.refused, reasons, "policy")
+	m.milterWould = bind(m.wouldRef, limitReasons, "milter")
+	m.policyWould = bind(m.wouldRef, limitReasons, "policy")
 	m.messageResult = bind(m.messages, results)
 	m.policyAction = bind(m.requests, actions)
 	for _, op := range storeOps {
@@ -202,6 +213,11 @@ func (o MilterObserver) Decided(result string, accepted int64) {
 	}
 }
 
+// WouldRefuse counts a recipient the milter let through in dry run.
+func (o MilterObserver) WouldRefuse(reason string) {
+	counter(o.m.milterWould, o.m.wouldRef, reason, "milter").Inc()
+}
+
 // PolicyObserver counts what the policy service answers (it satisfies
 // policy.Observer).
 type PolicyObserver struct{ m *Metrics }
@@ -215,4 +231,9 @@ func (o PolicyObserver) Answered(action string) {
 // Refused counts a recipient the policy service refused.
 func (o PolicyObserver) Refused(reason string) {
 	counter(o.m.policyRefused, o.m.refused, reason, "policy").Inc()
+}
+
+// WouldRefuse counts a recipient the policy service let through in dry run.
+func (o PolicyObserver) WouldRefuse(reason string) {
+	counter(o.m.policyWould, o.m.wouldRef, reason, "policy").Inc()
 }

@@ -87,6 +87,7 @@ func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter
 	}
 	if d.WouldRefuse != quota.NoVerdict {
 		s.wouldRefuse++
+		s.srv.obs.WouldRefuse(d.WouldRefuse.String())
 		s.srv.log.Info("recipient would be refused (dry run)", "account", d.Account.Name, "rcpt", rcpt,
 			"would_refuse", d.WouldRefuse, "used", d.Used, "reserved", d.Reserved, "limit", d.Limit)
 	}

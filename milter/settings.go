@@ -39,6 +39,9 @@ type Observer interface {
 	// Decided is a message's decision line: its result and the relays
 	// committed (0 unless result is "accept").
 	Decided(result string, accepted int64)
+	// WouldRefuse is a recipient let through in dry run that enforcing
+	// would have refused with the verdict reason.
+	WouldRefuse(reason string)
 }
 
 // nopObserver is the Observer of a server given none.
@@ -49,6 +52,7 @@ func (nopObserver) SessionClosed()        {}
 func (nopObserver) Held(int64)            {}
 func (nopObserver) Refused(string)        {}
 func (nopObserver) Decided(string, int64) {}
+func (nopObserver) WouldRefuse(string)    {}
 
 // Settings are what the milter decides with besides the engine. They are
 // swapped as a whole on reload; a transaction keeps the settings it began

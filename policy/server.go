@@ -48,12 +48,16 @@ type Observer interface {
 	Answered(action string)
 	// Refused is a recipient refused: a quota verdict or "tempfail".
 	Refused(reason string)
+	// WouldRefuse is a recipient answered DUNNO in dry run that enforcing
+	// would have refused with the verdict reason.
+	WouldRefuse(reason string)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) Answered(string) {}
-func (nopObserver) Refused(string)  {}
+func (nopObserver) Answered(string)    {}
+func (nopObserver) Refused(string)     {}
+func (nopObserver) WouldRefuse(string) {}
 
 // Server serves the policy protocol.
 type Server struct {
@@ -234,6 +238,7 @@ func (s *Server) decide(req Request) []byte {
 	}
 	if d.Allowed() {
 		if d.WouldRefuse != quota.NoVerdict {
+			s.obs.WouldRefuse(d.WouldRefuse.String())
 			s.log.Info("policy would refuse (dry run)", "account", d.Account.Name, "would_refuse", d.WouldRefuse.String(),
 				"queue_id", req.QueueID, "recipient", req.Recipient, "used", d.Used, "reserved", d.Reserved, "limit", d.Limit)
 		}
