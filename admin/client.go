@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/relaycap/relaycap/config"
+	"github.com/relaycap/relaycap/sockets"
 )
 
 // Client calls the admin API of a running daemon.
@@ -29,7 +29,7 @@ type Client struct {
 // NewClient returns a client for addr ("unix:/path" or "inet:host:port").
 // A non-empty token is sent as the bearer token (for admin.listen_tcp).
 func NewClient(addr, token string) (*Client, error) {
-	network, address, err := config.ParseListen(addr)
+	network, address, err := sockets.ParseListen(addr)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/relaycap/relaycap/quota"
+	"github.com/relaycap/relaycap/sockets"
 )
 
 // isolate hides RELAYCAP_* variables and any /etc/relaycap file from a test.
@@ -405,31 +406,6 @@ func TestValidateHandBuilt(t *testing.T) {
 	}
 }
 
-func TestParseListen(t *testing.T) {
-	for _, tc := range []struct{ in, network, addr string }{
-		{"unix:/var/spool/postfix/relaycap/milter.sock", "unix", "/var/spool/postfix/relaycap/milter.sock"},
-		{"unix:relaycap-data/admin.sock", "unix", "relaycap-data/admin.sock"},
-		{"inet:127.0.0.1:10031", "tcp", "127.0.0.1:10031"},
-		{"inet:[::1]:10031", "tcp", "[::1]:10031"},
-		{"inet:localhost:0", "tcp", "localhost:0"},
-		{"inet::10031", "tcp", ":10031"},
-	} {
-		network, addr, err := ParseListen(tc.in)
-		if err != nil || network != tc.network || addr != tc.addr {
-			t.Errorf("ParseListen(%q) = %q, %q, %v; want %q, %q", tc.in, network, addr, err, tc.network, tc.addr)
-		}
-	}
-	for _, in := range []string{
-		"", "unix:", "inet:", "tcp:127.0.0.1:1", "127.0.0.1:10031", "inet:127.0.0.1", "inet:::1:10031",
-		"inet:127.0.0.1:65536", "inet:127.0.0.1:-1", "inet:127.0.0.1:smtp",
-		"unix:/" + strings.Repeat("x", 107),
-	} {
-		if network, addr, err := ParseListen(in); err == nil {
-			t.Errorf("ParseListen(%q) = %q, %q; want an error", in, network, addr)
-		}
-	}
-}
-
 func TestValidHeaderName(t *testing.T) {
 	for in, want := range map[string]bool{
 		"X-Relay-ID": true, "x_ok!~": true, "": false, "X Relay": false, "X:Relay": false,
@@ -466,7 +442,7 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("derived fields unset: %+v", c)
 		}
 		for _, l := range []string{c.Milter.Listen, c.Policy.Listen, c.Admin.Listen} {
-			if _, _, err := ParseListen(l); err != nil {
+			if _, _, err := sockets.ParseListen(l); err != nil {
 				t.Fatal(err)
 			}
 		}

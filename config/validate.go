@@ -3,14 +3,13 @@ package config
 import (
 	"fmt"
 	"maps"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/relaycap/relaycap/quota"
+	"github.com/relaycap/relaycap/sockets"
 )
 
 // Problems is every problem found in a config, one line each.
@@ -65,12 +64,12 @@ func (c *Config) checkListeners(ck *checker) {
 		{"policy.listen", c.Policy.Listen},
 		{"admin.listen", c.Admin.Listen},
 	} {
-		if _, _, err := ParseListen(l.addr); err != nil {
+		if _, _, err := sockets.ParseListen(l.addr); err != nil {
 			ck.add("%s: %v", l.key, err)
 		}
 	}
 	if c.Admin.ListenTCP != "" {
-		if network, _, err := ParseListen(c.Admin.ListenTCP); err != nil {
+		if network, _, err := sockets.ParseListen(c.Admin.ListenTCP); err != nil {
 			ck.add("admin.listen_tcp: %v", err)
 		} else if network != "tcp" {
 			ck.add("admin.listen_tcp: %q is not inet:host:port", c.Admin.ListenTCP)
@@ -80,7 +79,7 @@ func (c *Config) checkListeners(ck *checker) {
 		}
 	}
 	if c.Metrics.Listen != "" {
-		if _, _, err := ParseListen(c.Metrics.Listen); err != nil {
+		if _, _, err := sockets.ParseListen(c.Metrics.Listen); err != nil {
 			ck.add("metrics.listen: %v", err)
 		}
 	}
@@ -198,37 +197,4 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
-}
-
-// maxUnixPath is the longest path a Linux sockaddr_un holds (108 bytes with
-// the terminating NUL).
-const maxUnixPath = 107
-
-// ParseListen parses a listen address in the milter convention used by
-// Postfix's smtpd_milters: "unix:/path" gives ("unix", "/path") and
-// "inet:host:port" gives ("tcp", "host:port"), ready for net.Listen. An IPv6
-// host goes in brackets: "inet:[::1]:10031". An empty host listens on every
-// address; port 0 picks a free port.
-func ParseListen(s string) (network, address string, err error) {
-	kind, addr, _ := strings.Cut(s, ":")
-	switch kind {
-	case "unix":
-		switch {
-		case addr == "":
-			return "", "", fmt.Errorf("%q: empty socket path", s)
-		case len(addr) > maxUnixPath:
-			return "", "", fmt.Errorf("%q: socket path longer than %d bytes", s, maxUnixPath)
-		}
-		return "unix", addr, nil
-	case "inet":
-		_, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return "", "", fmt.Errorf("%q: %v", s, err)
-		}
-		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return "", "", fmt.Errorf("%q: port %q is not a number 0..65535", s, port)
-		}
-		return "tcp", addr, nil
-	}
-	return "", "", fmt.Errorf("%q is not unix:/path or inet:host:port", s)
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/relaycap/relaycap/config"
+	"github.com/relaycap/relaycap/sockets"
 )
 
 // Families are the metric families of one scrape, by name.
@@ -27,7 +27,7 @@ type Client struct {
 
 // NewClient returns a client for the daemon listening on listen.
 func NewClient(listen string) (*Client, error) {
-	network, address, err := config.ParseListen(listen)
+	network, address, err := sockets.ParseListen(listen)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/relaycap/relaycap/config"
+	"github.com/relaycap/relaycap/sockets"
 )
 
 // DefaultQueueDirectory is Postfix's queue_directory on Debian and RHEL.
@@ -76,7 +77,7 @@ func FromConfig(c *config.Config, queueDir string) Options {
 // runs chrooted (Debian's default) or not. inside is false for a unix
 // socket elsewhere, which a chrooted smtpd cannot reach.
 func ClientAddr(listen, queueDir string) (addr string, inside bool, err error) {
-	network, path, err := config.ParseListen(listen)
+	network, path, err := sockets.ParseListen(listen)
 	if err != nil {
 		return "", false, err
 	}

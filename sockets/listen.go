@@ -12,15 +12,13 @@ import (
 	"os/user"
 	"strconv"
 	"time"
-
-	"github.com/relaycap/relaycap/config"
 )
 
 // Listen opens addr. A unix socket gets mode and, if group is not empty,
 // that group. A stale socket file left by a crash is replaced; one that a
 // live process still answers on is an error.
 func Listen(addr string, mode fs.FileMode, group string) (net.Listener, error) {
-	network, address, err := config.ParseListen(addr)
+	network, address, err := ParseListen(addr)
 	if err != nil {
 		return nil, err
 	}

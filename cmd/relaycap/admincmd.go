@@ -14,6 +14,7 @@ import (
 
 	"github.com/relaycap/relaycap/admin"
 	"github.com/relaycap/relaycap/config"
+	"github.com/relaycap/relaycap/sockets"
 )
 
 // adminFlags find the running daemon: --admin, else the admin.listen of
@@ -36,7 +37,7 @@ func (f *adminFlags) register(cmd *cobra.Command) {
 // one is a usage error.
 func (f *adminFlags) addr(stderr io.Writer) (string, error) {
 	if f.admin != "" {
-		if _, _, err := config.ParseListen(f.admin); err != nil {
+		if _, _, err := sockets.ParseListen(f.admin); err != nil {
 			return "", usageError(fmt.Errorf("--admin: %w", err))
 		}
 		return f.admin, nil

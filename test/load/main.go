@@ -13,7 +13,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/relaycap/relaycap/config"
+	"github.com/relaycap/relaycap/sockets"
 	"github.com/relaycap/relaycap/test/load/drive"
 )
 
@@ -24,7 +24,7 @@ func main() {
 	workers := flag.Int("c", 8, "concurrent connections")
 	pid := flag.Int("pid", 0, "relaycap's PID, to report its RSS")
 	flag.Parse()
-	network, address, err := config.ParseListen(*addr)
+	network, address, err := sockets.ParseListen(*addr)
 	if err != nil {
 		log.Fatal(err)
 	}
