@@ -13,7 +13,6 @@ import (
 	"sort"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/relaycap/relaycap/admin"
 	"github.com/relaycap/relaycap/config"
@@ -356,33 +355,13 @@ func milterSettings(cfg *config.Config, keys *idheader.Keyring) milter.Settings 
 	return set
 }
 
-// seal makes the token of one message. A login too long for the token's
-// fixed size (legal addresses reach 320 bytes) is cut, marked with "…":
-// the token still names the queue id, and the decision line for that
-// queue id names the whole login. Deferring such mail forever would be
-// worse.
+// seal makes the token of one message; idheader cuts a login too long
+// for the token.
 func seal(keys *idheader.Keyring, s milter.Stamp) (string, error) {
-	f := idheader.Fields{
+	return keys.SealFitting(idheader.Fields{
 		Account: s.Account, Time: s.Time, QueueID: s.QueueID,
 		ClientAddr: s.ClientAddr, Recipients: s.Recipients,
-	}
-	token, err := keys.Seal(f, s.MessageID)
-	for n := 64; errors.Is(err, idheader.ErrTooLong) && n >= 8; n /= 2 {
-		f.Account = truncateUTF8(s.Account, n) + "…"
-		token, err = keys.Seal(f, s.MessageID)
-	}
-	return token, err
-}
-
-// truncateUTF8 cuts s to at most n bytes without splitting a character.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	}, s.MessageID)
 }
 
 // loadKeys loads the identification keys. A missing file, or one with no

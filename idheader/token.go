@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Token layout, version 1 (all tokens are exactly TokenLen characters):
@@ -86,6 +87,32 @@ type Fields struct {
 func (k *Keyring) Seal(f Fields, messageID string) (string, error) {
 	f.MessageIDHash = HashMessageID(messageID)
 	return k.seal(f)
+}
+
+// SealFitting is Seal for the milter: an account too long for the token's
+// fixed size (legal addresses reach 320 bytes) is cut to 64, 32, 16 or 8
+// bytes of whole characters and marked with "…", instead of failing. The
+// token still names the queue id, and the decision line for that queue id
+// names the whole login; deferring such mail forever would be worse.
+func (k *Keyring) SealFitting(f Fields, messageID string) (string, error) {
+	account := f.Account
+	token, err := k.Seal(f, messageID)
+	for n := 64; errors.Is(err, ErrTooLong) && n >= 8; n /= 2 {
+		f.Account = truncateUTF8(account, n) + "…"
+		token, err = k.Seal(f, messageID)
+	}
+	return token, err
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func (k *Keyring) seal(f Fields) (string, error) {

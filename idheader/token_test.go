@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -232,6 +233,33 @@ func BenchmarkOpen(b *testing.B) {
 	for b.Loop() {
 		if _, err := k.Open(tok); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestSealFittingCutsALongAccount: an account that fits is sealed whole;
+// one that does not is cut to whole characters within the budget and
+// marked, so the token still opens and names it recognisably.
+func TestSealFittingCutsALongAccount(t *testing.T) {
+	k := testRing(t, 1)
+	for _, c := range []struct{ account, want string }{
+		{"alice@example.com", "alice@example.com"},
+		{strings.Repeat("ü", 90) + "@" + strings.Repeat("x", 8) + ".example.com", strings.Repeat("ü", 32) + "…"},
+		{strings.Repeat("x", 130) + "@example.com", strings.Repeat("x", 64) + "…"},
+		{"a" + strings.Repeat("ü", 80), "a" + strings.Repeat("ü", 31) + "…"}, // 64 bytes would split a ü
+	} {
+		f := sampleFields()
+		f.Account = c.account
+		tok, err := k.SealFitting(f, "<m@example.com>")
+		if err != nil {
+			t.Fatalf("%q: %v", c.account, err)
+		}
+		got, err := k.Open(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Account != c.want || !utf8.ValidString(got.Account) || !got.BindsMessageID("<m@example.com>") {
+			t.Errorf("%q sealed as %q, want %q", c.account, got.Account, c.want)
 		}
 	}
 }
