@@ -160,46 +160,56 @@ type SocketConfig struct {
 const keyDelim = "::"
 
 type setting struct {
-	key string // sections joined by keyDelim
-	val any    // as it would be written in YAML
-	doc string
+	key   string // sections joined by keyDelim
+	val   any    // as it would be written in YAML
+	apply applies
+	doc   string
 }
 
-// defaults is the one table of settings: viper defaults, env names and
-// DefaultYAML all come from it. Every Config field has a row.
+// applies says when a changed setting takes effect.
+type applies bool
+
+const (
+	onReload  applies = false // SIGHUP applies it
+	onRestart applies = true  // a reload keeps the running value (KeepRestartOnly)
+)
+
+// defaults is the one table of settings: viper defaults, env names,
+// DefaultYAML and the settings a reload keeps all come from it. Every
+// Config field has a row.
 var defaults = []setting{
-	{"state_dir", "./relaycap-data", "Database and admin socket live here."},
-	{"milter::listen", "inet:127.0.0.1:10032", "Postfix smtpd_milters endpoint: unix:/path or inet:host:port."},
-	{"milter::unauthenticated", string(UnauthenticatedAccept), "Mail without a SASL login: accept (untouched) or reject."},
-	{"milter::read_timeout", "1h", "Ends a milter connection silent this long. relaycap does not ask for the body,\nso this must outlast the upload of the largest message."},
-	{"milter::write_timeout", "30s", ""},
-	{"policy::listen", "inet:127.0.0.1:10031", "Postfix check_policy_service endpoint."},
-	{"policy::read_timeout", "5m", "Ends an idle policy connection; Postfix reconnects as needed."},
-	{"admin::listen", "", "Admin API (the CLI, a local billing system); empty means unix:<state_dir>/admin.sock.\nThe caller's uid is logged and recorded in the audit trail."},
-	{"admin::listen_tcp", "", "Optional inet:host:port for a billing system on another host; needs token_file."},
-	{"admin::token_file", "", "Bearer token for listen_tcp: one line, not readable by others (mode 600 or 640)."},
-	{"metrics::listen", "", "Prometheus /metrics and /healthz, e.g. inet:127.0.0.1:10085; empty turns them off."},
-	{"quota::timezone", "America/New_York", "Days are calendar days in this IANA zone."},
-	{"quota::default_daily_limit", 0, "Limit of a login that has no account; 0 rejects it."},
-	{"quota::over_quota", string(OverQuotaDefer), "defer (4xx, the client retries) or reject (5xx)."},
-	{"quota::mode", string(ModeEnforce), "enforce, or dry_run: limits are counted and logged (would_refuse) but the mail goes\nout; suspended and terminated accounts are still refused."},
-	{"quota::history_days", 400, "Days of usage history kept."},
-	{"quota::accounts_file", "", "Optional YAML file of more accounts, same shape as accounts; relative to this file."},
-	{"quota::accounts", map[string]any{}, "login: limit, or login: {daily_limit: N, status: active|suspended|terminated, dry_run: false}.\nNames are case-insensitive."},
-	{"id_header::name", "X-Relay-ID", ""},
-	{"id_header::keys_file", "/etc/relaycap/id.keys", ""},
-	{"id_header::extra", map[string]any{}, "More headers to add to relayed mail: name: value."},
-	{"store::sync_writes", true, "Sync every commit to disk."},
-	{"store::min_free_mb", 128, "Below this much free space (MiB) on state_dir's filesystem relaycap stops\nwriting and answers with temporary failures (4.3.0); 0 turns the check off."},
-	{"log::level", "info", "debug, info, warn or error."},
-	{"log::format", "text", "text or json."},
-	{"socket::mode", "0660", "Permissions of the unix sockets (octal, quoted)."},
-	{"socket::group", "", "Group of the unix sockets; empty leaves it unchanged."},
-	{"notify::webhook_url", "", "Customer events (thresholds, refusals, sanctions, brakes) are POSTed here,\nsigned; empty sends none."},
-	{"notify::secret_file", "", "The HMAC-SHA256 key of the signature; not readable by others."},
-	{"notify::thresholds", []int{80, 100}, "Percents of the daily limit that send an event, once per account and day."},
-	{"abuse::auto_suspend_after", 0, "Complaints (relaycap abuse report) within window that suspend a store-managed\naccount; 0 = never."},
-	{"abuse::window", "24h", ""},
+	{"state_dir", "./relaycap-data", onRestart, "Database and admin socket live here."},
+	{"milter::listen", "inet:127.0.0.1:10032", onRestart, "Postfix smtpd_milters endpoint: unix:/path or inet:host:port."},
+	{"milter::unauthenticated", string(UnauthenticatedAccept), onReload, "Mail without a SASL login: accept (untouched) or reject."},
+	{"milter::read_timeout", "1h", onRestart, "Ends a milter connection silent this long. relaycap does not ask for the body,\nso this must outlast the upload of the largest message."},
+	{"milter::write_timeout", "30s", onRestart, ""},
+	{"policy::listen", "inet:127.0.0.1:10031", onRestart, "Postfix check_policy_service endpoint."},
+	{"policy::read_timeout", "5m", onRestart, "Ends an idle policy connection; Postfix reconnects as needed."},
+	{"admin::listen", "", onRestart, "Admin API (the CLI, a local billing system); empty means unix:<state_dir>/admin.sock.\nThe caller's uid is logged and recorded in the audit trail."},
+	{"admin::listen_tcp", "", onRestart, "Optional inet:host:port for a billing system on another host; needs token_file."},
+	{"admin::token_file", "", onRestart, "Bearer token for listen_tcp: one line, not readable by others (mode 600 or 640)."},
+	{"metrics::listen", "", onRestart, "Prometheus /metrics and /healthz, e.g. inet:127.0.0.1:10085; empty turns them off."},
+	{"quota::timezone", "America/New_York", onRestart, "Days are calendar days in this IANA zone."},
+	{"quota::default_daily_limit", 0, onReload, "Limit of a login that has no account; 0 rejects it."},
+	{"quota::over_quota", string(OverQuotaDefer), onReload, "defer (4xx, the client retries) or reject (5xx)."},
+	{"quota::mode", string(ModeEnforce), onReload, "enforce, or dry_run: limits are counted and logged (would_refuse) but the mail goes\nout; suspended and terminated accounts are still refused."},
+	{"quota::history_days", 400, onRestart, "Days of usage history kept."},
+	{"quota::accounts_file", "", onReload, "Optional YAML file of more accounts, same shape as accounts; relative to this file."},
+	{"quota::accounts", map[string]any{}, onReload, "login: limit, or login: {daily_limit: N, status: active|suspended|terminated, dry_run: false}.\nNames are case-insensitive."},
+	{"id_header::name", "X-Relay-ID", onReload, ""},
+	{"id_header::keys_file", "/etc/relaycap/id.keys", onReload, ""},
+	{"id_header::extra", map[string]any{}, onReload, "More headers to add to relayed mail: name: value."},
+	{"store::sync_writes", true, onRestart, "Sync every commit to disk."},
+	{"store::min_free_mb", 128, onRestart, "Below this much free space (MiB) on state_dir's filesystem relaycap stops\nwriting and answers with temporary failures (4.3.0); 0 turns the check off."},
+	{"log::level", "info", onReload, "debug, info, warn or error."},
+	{"log::format", "text", onRestart, "text or json."},
+	{"socket::mode", "0660", onRestart, "Permissions of the unix sockets (octal, quoted)."},
+	{"socket::group", "", onRestart, "Group of the unix sockets; empty leaves it unchanged."},
+	{"notify::webhook_url", "", onRestart, "Customer events (thresholds, refusals, sanctions, brakes) are POSTed here,\nsigned; empty sends none."},
+	{"notify::secret_file", "", onRestart, "The HMAC-SHA256 key of the signature; not readable by others."},
+	{"notify::thresholds", []int{80, 100}, onRestart, "Percents of the daily limit that send an event, once per account and day."},
+	{"abuse::auto_suspend_after", 0, onRestart, "Complaints (relaycap abuse report) within window that suspend a store-managed\naccount; 0 = never."},
+	{"abuse::window", "24h", onRestart, ""},
 }
 
 // DefaultYAML returns the defaults table as a commented YAML config file.

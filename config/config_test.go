@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -486,5 +487,73 @@ func TestValidateChangesNothing(t *testing.T) {
 	}
 	if !reflect.DeepEqual(*c, before) {
 		t.Fatalf("Validate changed the config:\n got %+v\nwant %+v", *c, before)
+	}
+}
+
+// TestRestartOnlySettingsAreKept: each setting the defaults table marks
+// onRestart keeps its running value through a reload and is reported;
+// each other one takes the file's value. The list below is the contract:
+// dropping a row's onRestart (store.min_free_mb, quota.history_days, …)
+// fails here.
+func TestRestartOnlySettingsAreKept(t *testing.T) {
+	want := []string{"state_dir", "milter.listen", "milter.read_timeout", "milter.write_timeout",
+		"policy.listen", "policy.read_timeout", "admin.listen", "admin.listen_tcp", "admin.token_file", "metrics.listen", "quota.timezone", "quota.history_days",
+		"store.sync_writes", "store.min_free_mb", "log.format", "socket.mode", "socket.group",
+		"notify.webhook_url", "notify.secret_file", "notify.thresholds", "abuse.auto_suspend_after", "abuse.window"}
+	if got := RestartOnly(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("restart-only settings:\n got %v\nwant %v", got, want)
+	}
+	restart := map[string]bool{}
+	for _, k := range want {
+		restart[k] = true
+	}
+	for _, s := range defaults {
+		key := strings.ReplaceAll(s.key, keyDelim, ".")
+		running, next := Defaults(), Defaults()
+		f := field(next, s.key)
+		changeValue(t, f)
+		changed := fmt.Sprint(f.Interface())
+		changes := KeepRestartOnly(next, running)
+		kept := reflect.DeepEqual(field(next, s.key).Interface(), field(running, s.key).Interface())
+		switch {
+		case restart[key] && (!kept || len(changes) != 1 || changes[0].Key != key || changes[0].File != changed):
+			t.Errorf("%s: kept %v, changes %+v; want the running value kept and the change to %q reported", key, kept, changes, changed)
+		case !restart[key] && (kept || len(changes) != 0):
+			t.Errorf("%s: kept %v, changes %+v; want the file's value applied", key, kept, changes)
+		}
+	}
+}
+
+// changeValue sets v to a different value of its type.
+func changeValue(t *testing.T, v reflect.Value) {
+	t.Helper()
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(v.String() + "-changed")
+	case reflect.Int, reflect.Int64:
+		v.SetInt(v.Int() + 1)
+	case reflect.Uint32:
+		v.SetUint(v.Uint() ^ 1)
+	case reflect.Bool:
+		v.SetBool(!v.Bool())
+	case reflect.Slice:
+		v.Set(reflect.Append(v, reflect.Zero(v.Type().Elem())))
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		m.SetMapIndex(reflect.ValueOf("changed").Convert(v.Type().Key()), reflect.Zero(v.Type().Elem()))
+		v.Set(m)
+	default:
+		t.Fatalf("no way to change a %s", v.Type())
+	}
+}
+
+// TestKeepRestartOnlyKeepsTheZoneWhole: a kept quota.timezone keeps the
+// running Location with it.
+func TestKeepRestartOnlyKeepsTheZoneWhole(t *testing.T) {
+	running, next := Defaults(), Defaults()
+	next.Quota.Timezone, next.Location = "UTC", time.UTC
+	KeepRestartOnly(next, running)
+	if next.Quota.Timezone != running.Quota.Timezone || next.Location != running.Location {
+		t.Fatalf("kept zone %s with Location %v, want %s with the running Location", next.Quota.Timezone, next.Location, running.Quota.Timezone)
 	}
 }

@@ -228,35 +228,15 @@ func (d *Daemon) Reload(cfg *config.Config) (err error) {
 	return nil
 }
 
-// keepRestartOnly puts the running values of the settings a reload cannot
-// change into next, and warns about each one the file changed. The zone is
-// among them: switching it mid-day would start a fresh day, and a fresh
-// quota, at once.
+// keepRestartOnly keeps the running values of the settings a reload
+// cannot change (config's defaults table marks them) and warns about each
+// one the file changed. The zone is among them: switching it mid-day would
+// start a fresh day, and a fresh quota, at once.
 func keepRestartOnly(next, running *config.Config, log *slog.Logger) {
-	keep := func(name string, file, run any, restore func()) {
-		if fmt.Sprint(file) != fmt.Sprint(run) {
-			log.Warn("setting changed in the file but needs a restart; keeping the running value",
-				"setting", name, "running", fmt.Sprint(run), "file", fmt.Sprint(file))
-			restore()
-		}
+	for _, c := range config.KeepRestartOnly(next, running) {
+		log.Warn("setting changed in the file but needs a restart; keeping the running value",
+			"setting", c.Key, "running", c.Running, "file", c.File)
 	}
-	keep("state_dir", next.StateDir, running.StateDir, func() { next.StateDir = running.StateDir })
-	keep("milter.listen", next.Milter.Listen, running.Milter.Listen, func() { next.Milter.Listen = running.Milter.Listen })
-	keep("milter.read_timeout", next.Milter.ReadTimeout, running.Milter.ReadTimeout, func() { next.Milter.ReadTimeout = running.Milter.ReadTimeout })
-	keep("milter.write_timeout", next.Milter.WriteTimeout, running.Milter.WriteTimeout, func() { next.Milter.WriteTimeout = running.Milter.WriteTimeout })
-	keep("policy.listen", next.Policy.Listen, running.Policy.Listen, func() { next.Policy.Listen = running.Policy.Listen })
-	keep("policy.read_timeout", next.Policy.ReadTimeout, running.Policy.ReadTimeout, func() { next.Policy.ReadTimeout = running.Policy.ReadTimeout })
-	keep("admin", next.Admin, running.Admin, func() { next.Admin = running.Admin })
-	keep("metrics.listen", next.Metrics.Listen, running.Metrics.Listen, func() { next.Metrics.Listen = running.Metrics.Listen })
-	keep("socket", next.Socket, running.Socket, func() { next.Socket = running.Socket })
-	keep("store", next.Store, running.Store, func() { next.Store = running.Store })
-	keep("quota.history_days", next.Quota.HistoryDays, running.Quota.HistoryDays, func() { next.Quota.HistoryDays = running.Quota.HistoryDays })
-	keep("quota.timezone", next.Quota.Timezone, running.Quota.Timezone, func() {
-		next.Quota.Timezone, next.Location = running.Quota.Timezone, running.Location
-	})
-	keep("log.format", next.Log.Format, running.Log.Format, func() { next.Log.Format = running.Log.Format })
-	keep("notify", next.Notify, running.Notify, func() { next.Notify = running.Notify })
-	keep("abuse", next.Abuse, running.Abuse, func() { next.Abuse = running.Abuse })
 }
 
 // Shutdown stops taking connections, gives open transactions until ctx ends

@@ -340,3 +340,25 @@ func TestPolicyReadTimeoutComesFromTheConfig(t *testing.T) {
 		t.Fatalf("idle connection: %v, want it closed by relaycap (EOF)", err)
 	}
 }
+
+// TestReloadKeepsRestartOnlySettings: store and quota.history_days are
+// opened once (Badger's options, the usage TTL); a reload that changes them
+// keeps the running values and says so, while the rest of the file applies.
+func TestReloadKeepsRestartOnlySettings(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice: 1}}\n")
+	running := td.Config()
+	td.reload(t, "quota: {history_days: 30, accounts: {alice: 7}}\nstore: {sync_writes: true, min_free_mb: 1}\n")
+	got := td.Config()
+	if got.Quota.HistoryDays != running.Quota.HistoryDays || got.Store != running.Store {
+		t.Errorf("after the reload: history_days %d, store %+v; want the running %d, %+v",
+			got.Quota.HistoryDays, got.Store, running.Quota.HistoryDays, running.Store)
+	}
+	for _, key := range []string{"quota.history_days", "store.sync_writes", "store.min_free_mb"} {
+		if !strings.Contains(td.logs.String(), "setting="+key) {
+			t.Errorf("the ignored change of %s was not logged", key)
+		}
+	}
+	if d := td.check(t, "alice"); d.Limit != 7 {
+		t.Errorf("the reload did not apply the new limit: %d, want 7", d.Limit)
+	}
+}
