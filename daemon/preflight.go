@@ -10,6 +10,7 @@ import (
 	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/idheader"
 	"github.com/relaycap/relaycap/notify"
+	"github.com/relaycap/relaycap/sockets"
 )
 
 // ConfigError is a start failure the operator must fix in the config or in
@@ -48,9 +49,7 @@ func preflight(cfg *config.Config) (*idheader.Keyring, []byte, error) {
 			errs = append(errs, fmt.Errorf("admin.token_file: %w", err))
 		}
 	}
-	unixSocket := strings.HasPrefix(cfg.Milter.Listen, "unix:") || strings.HasPrefix(cfg.Policy.Listen, "unix:") ||
-		strings.HasPrefix(cfg.Admin.Listen, "unix:")
-	if g := cfg.Socket.Group; g != "" && unixSocket {
+	if g := cfg.Socket.Group; g != "" && anyUnix(cfg.Milter.Listen, cfg.Policy.Listen, cfg.Admin.Listen) {
 		if _, err := user.LookupGroup(g); err != nil {
 			errs = append(errs, fmt.Errorf("socket.group: %w", err))
 		}
@@ -90,4 +89,15 @@ func readToken(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: the token on its first line is shorter than %d characters", path, minToken)
 	}
 	return []byte(token), nil
+}
+
+// anyUnix reports whether one of the listen addresses is a unix socket,
+// the only kind socket.group applies to.
+func anyUnix(addrs ...string) bool {
+	for _, a := range addrs {
+		if network, _, err := sockets.ParseListen(a); err == nil && network == "unix" {
+			return true
+		}
+	}
+	return false
 }
