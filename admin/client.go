@@ -199,6 +199,13 @@ func (c *Client) Audit(ctx context.Context, name string, n int) (Audit, error) {
 	return out, c.do(ctx, http.MethodGet, accountPath(name, "audit"), url.Values{"limit": {strconv.Itoa(n)}}, nil, &out)
 }
 
+// Status returns the daemon at a glance.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var out Status
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, nil, &out)
+	return out, err
+}
+
 // Top returns the n accounts with the most relays today.
 func (c *Client) Top(ctx context.Context, n int) (Top, error) {
 	var out Top

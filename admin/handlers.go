@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -38,6 +39,7 @@ func (s *Server) register() {
 	handle(s, http.MethodGet, "/v1/accounts/{name}/history", []string{"from", "to", "days"}, s.history)
 	handle(s, http.MethodGet, "/v1/accounts/{name}/audit", []string{"limit"}, s.audit)
 	handle(s, http.MethodGet, "/v1/usage/top", []string{"n", "day"}, s.top)
+	handle(s, http.MethodGet, "/v1/status", nil, s.status)
 }
 
 // name is the account named in the path, normalised and checked.
@@ -294,6 +296,7 @@ func (s *Server) purchase(c *call, req *PurchaseRequest) (Purchase, error) {
 	p := quota.Purchase{ID: req.PurchaseID, Account: name, Relays: req.Relays, TodayOnly: req.TodayOnly,
 		Day: s.today(c), Time: c.now, Actor: c.actor}
 	got, replay, err := s.o.Accounts.Purchase(c.r.Context(), p)
+	s.o.Observer.Purchased(purchaseResult(replay, err), req.TodayOnly, req.Relays)
 	if err != nil {
 		return Purchase{}, err
 	}
@@ -301,6 +304,28 @@ func (s *Server) purchase(c *call, req *PurchaseRequest) (Purchase, error) {
 		s.logPurchase(got)
 	}
 	return toPurchase(got, replay), nil
+}
+
+func (s *Server) status(c *call, _ *noBody) (Status, error) {
+	if s.o.Status == nil {
+		return Status{}, fmt.Errorf("%w: no status source", quota.ErrStore)
+	}
+	return s.o.Status(c.r.Context())
+}
+
+// purchaseResult names the outcome of a purchase for the metrics.
+func purchaseResult(replay bool, err error) string {
+	switch {
+	case errors.Is(err, quota.ErrPurchaseConflict):
+		return "conflict"
+	case errors.Is(err, quota.ErrNoAccount), errors.Is(err, quota.ErrTerminated):
+		return "refused"
+	case err != nil:
+		return "error"
+	case replay:
+		return "replay"
+	}
+	return "new"
 }
 
 func (s *Server) usage(c *call, _ *noBody) (Usage, error) {

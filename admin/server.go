@@ -36,7 +36,30 @@ type Options struct {
 	ComplaintWindow  time.Duration
 	// OnAudit, if set, hears of every change written (customer events).
 	OnAudit func(quota.AuditEntry)
+	// Observer, if set, is told of every request answered and every
+	// purchase.
+	Observer Observer
+	// Status, if set, answers GET /v1/status; without it that route is
+	// unavailable (503).
+	Status func(ctx context.Context) (Status, error)
 }
+
+// Observer is told what the API answers; the metrics package counts it.
+// Calls come from every request's goroutine.
+type Observer interface {
+	// Answered is one request: its route pattern ("GET /v1/accounts/{name}",
+	// "unmatched" for none), the HTTP status and how long it took.
+	Answered(route string, status int, seconds float64)
+	// Purchased is a purchase the store was asked for: result "new",
+	// "replay", "conflict", "refused" (no such account, terminated) or
+	// "error"; relays counts only for "new".
+	Purchased(result string, todayOnly bool, relays int64)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Answered(string, int, float64) {}
+func (nopObserver) Purchased(string, bool, int64) {}
 
 // Route is one served route with the Go types of its JSON request and
 // response bodies (the openapi test compares them to openapi.yaml).
@@ -74,6 +97,9 @@ func NewServer(o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
 	s := &Server{o: o, log: o.Logger.With("component", "admin"), mux: http.NewServeMux()}
 	s.register()
 	return s
@@ -90,6 +116,7 @@ type call struct {
 	r     *http.Request
 	actor string
 	now   time.Time
+	start time.Time // the monotonic clock, for the latency metric
 }
 
 // handle registers fn for method and path. The request body, if Req is
@@ -102,7 +129,7 @@ func handle[Req, Resp any](s *Server, method, path string, query []string, fn fu
 	}
 	s.routes = append(s.routes, rt)
 	s.mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) {
-		c := &call{r: r, actor: actorOf(r.Context()), now: s.o.Now()}
+		c := &call{r: r, actor: actorOf(r.Context()), now: s.o.Now(), start: time.Now()}
 		var req Req
 		if rt.Request != nil {
 			if err := decodeBody(w, r, &req); err != nil {
@@ -195,6 +222,14 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, c *call, status i
 		}
 	}
 	s.log.Log(r.Context(), level, "admin request", attrs...)
+	route, seconds := r.Pattern, 0.0
+	if route == "" {
+		route = "unmatched"
+	}
+	if !c.start.IsZero() {
+		seconds = time.Since(c.start).Seconds()
+	}
+	s.o.Observer.Answered(route, status, seconds)
 }
 
 // ServeHTTP answers a request; paths and methods it does not know get a

@@ -184,3 +184,45 @@ const (
 	CodeUnavailable      = "unavailable"
 	CodeInternal         = "internal"
 )
+
+// Status is the daemon at a glance (GET /v1/status), what `relaycap
+// status` prints.
+type Status struct {
+	Version       string    `json:"version"`
+	StartedAt     time.Time `json:"started_at"`
+	UptimeSeconds int64     `json:"uptime_seconds"`
+	// Health is "ok", or why the daemon cannot relay now (as /healthz).
+	Health       string           `json:"health"`
+	Backend      string           `json:"backend"`
+	StateDir     string           `json:"state_dir"`
+	FreeBytes    int64            `json:"state_dir_free_bytes"`
+	MinFreeBytes int64            `json:"min_free_bytes"`
+	KeyIDs       []string         `json:"key_ids"`
+	Listeners    []StatusListener `json:"listeners"`
+	// Accounts counts the file's and the store's accounts by status.
+	Accounts   []StatusCount  `json:"accounts"`
+	Day        string         `json:"day"`
+	RelaysUsed int64          `json:"relays_used"`
+	RelaysSold int64          `json:"relays_sold"`
+	Top        []AccountUsage `json:"top"`
+	LastReload StatusReload   `json:"last_reload"`
+}
+
+// StatusListener is one listener of Status.
+type StatusListener struct {
+	Service string `json:"service"`
+	Address string `json:"address"`
+}
+
+// StatusCount is the number of accounts of one status.
+type StatusCount struct {
+	Status string `json:"status"`
+	Count  int64  `json:"count"`
+}
+
+// StatusReload is the last config load: the start, or the last SIGHUP.
+type StatusReload struct {
+	Time  time.Time `json:"time"`
+	OK    bool      `json:"ok"`
+	Error string    `json:"error,omitempty"`
+}

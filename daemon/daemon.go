@@ -57,6 +57,7 @@ type Daemon struct {
 	metrics       *metrics.Metrics
 	metricsSrv    *metrics.Server   // nil when metrics.listen is empty
 	accountsStore *metrics.Accounts // the store's accounts, timed
+	status        statusState
 
 	milterLn, policyLn, adminLn, adminTCPLn, metricsLn net.Listener
 
@@ -92,7 +93,7 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	}
 	d := &Daemon{log: o.Logger, level: o.Level, cfg: cfg, errc: make(chan error, 5), keys: keys, now: o.Now,
 		metrics: metrics.New(buildInfo(o.Version))}
-	d.metrics.Loaded(unixSeconds(o.Now()))
+	d.startStatus(o.Version)
 	// Open creates the directory.
 	store, err := badgerstore.Open(cfg.StateDir, badgerstore.Options{
 		HistoryDays:  cfg.Quota.HistoryDays,
@@ -134,7 +135,9 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 		return nil, fmt.Errorf("policy listener: %w", err)
 	}
 	d.admin = admin.NewServer(admin.Options{Engine: d.engine, Accounts: d.accountsStore, Logger: o.Logger, Now: o.Now, ConfigPath: cfg.Path,
-		AutoSuspendAfter: cfg.Abuse.AutoSuspendAfter, ComplaintWindow: cfg.Abuse.Window, OnAudit: d.statusEvent})
+		AutoSuspendAfter: cfg.Abuse.AutoSuspendAfter, ComplaintWindow: cfg.Abuse.Window, OnAudit: d.statusEvent,
+		Observer: d.metrics.Admin(), Status: d.adminStatus})
+	d.metrics.Admin().Routes(routePatterns(d.admin.Routes()))
 	if d.adminLn, err = sockets.Listen(cfg.Admin.Listen, cfg.Socket.Mode, cfg.Socket.Group); err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
@@ -203,7 +206,7 @@ func (d *Daemon) Config() *config.Config {
 // Settings that need a restart keep their running values; a change to one
 // is logged.
 func (d *Daemon) Reload(cfg *config.Config) (err error) {
-	defer func() { d.metrics.Reloaded(err == nil, unixSeconds(d.now())) }()
+	defer func() { d.reloaded(err) }()
 	d.mu.Lock()
 	old, oldKeys := d.cfg, d.keys
 	d.mu.Unlock()

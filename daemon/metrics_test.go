@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/relaycap/relaycap/admin"
 	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/idheader"
 	"github.com/relaycap/relaycap/metrics"
@@ -330,5 +331,52 @@ func TestMetricsOffByDefault(t *testing.T) {
 	td := startDaemon(t, "")
 	if addr := td.MetricsAddr(); addr != nil {
 		t.Fatalf("metrics listen on %v with metrics.listen empty", addr)
+	}
+}
+
+// TestAdminMetrics: requests over the admin socket are counted by route
+// pattern and status, purchases by result, and new purchases' relays by
+// kind; the store-managed account then shows in the account gauges.
+func TestAdminMetrics(t *testing.T) {
+	td := startDaemon(t, metricsOn)
+	c := td.adminClient(t)
+	ctx := context.Background()
+	limit := int64(100)
+	if _, err := c.PutAccount(ctx, "carol@example.com", admin.AccountRequest{DailyLimit: &limit}); err != nil {
+		t.Fatal(err)
+	}
+	buy := admin.PurchaseRequest{Relays: 50, PurchaseID: "order-1"}
+	for range 3 { // the first counts, the retries are replays
+		if _, err := c.Purchase(ctx, "carol@example.com", buy); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Purchase(ctx, "carol@example.com", admin.PurchaseRequest{Relays: 7, PurchaseID: "order-1"}); err == nil {
+		t.Fatal("a purchase id reused for 7 relays was accepted")
+	}
+	if _, err := c.Purchase(ctx, "carol@example.com", admin.PurchaseRequest{Relays: 5, PurchaseID: "topup-1", TodayOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ShowAccount(ctx, "nobody@example.com"); err == nil {
+		t.Fatal("showed an account that does not exist")
+	}
+
+	f := td.scrape(t)
+	const purchase = "POST /v1/accounts/{name}/purchases"
+	want(t, f, 4, "relaycap_admin_requests_total", "route", purchase, "code", "200")
+	want(t, f, 1, "relaycap_admin_requests_total", "route", purchase, "code", "409")
+	want(t, f, 1, "relaycap_admin_requests_total", "route", "GET /v1/accounts/{name}", "code", "404")
+	want(t, f, 5, "relaycap_admin_request_duration_seconds", "route", purchase)
+	want(t, f, 2, "relaycap_purchases_total", "result", "new")
+	want(t, f, 2, "relaycap_purchases_total", "result", "replay")
+	want(t, f, 1, "relaycap_purchases_total", "result", "conflict")
+	want(t, f, 50, "relaycap_purchased_relays_total", "kind", "daily")
+	want(t, f, 5, "relaycap_purchased_relays_total", "kind", "today_only")
+	want(t, f, 1, "relaycap_accounts", "status", "active", "source", "store")
+	want(t, f, 155, "relaycap_relays_sold_today") // 100 + 50 + 5 today only
+	for _, s := range f.Series("relaycap_admin_requests_total") {
+		if strings.Contains(s.Labels["route"], "carol") {
+			t.Errorf("an account name in a route label: %v", s.Labels)
+		}
 	}
 }

@@ -51,7 +51,7 @@ func (d *Daemon) MetricsAddr() net.Addr {
 func (d *Daemon) ReloadFrom(load func() (*config.Config, error)) error {
 	cfg, err := load()
 	if err != nil {
-		d.metrics.Reloaded(false, unixSeconds(d.now()))
+		d.reloaded(err)
 		return err
 	}
 	return d.Reload(cfg)
@@ -86,7 +86,10 @@ func (d *Daemon) snapshot() metrics.Snapshot {
 		MinFreeBytes: uint64(cfg.Store.MinFreeMB) << 20,
 		Backend:      "badger",
 		StateDir:     cfg.StateDir,
-		Listeners:    map[string]string{"milter": cfg.Milter.Listen, "policy": cfg.Policy.Listen},
+		Listeners:    map[string]string{"milter": cfg.Milter.Listen, "policy": cfg.Policy.Listen, "admin": cfg.Admin.Listen},
+	}
+	if cfg.Admin.ListenTCP != "" {
+		s.Listeners["admin_tcp"] = cfg.Admin.ListenTCP
 	}
 	if cfg.Metrics.Listen != "" {
 		s.Listeners["metrics"] = cfg.Metrics.Listen

@@ -10,6 +10,8 @@
 package metrics
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -48,6 +50,11 @@ type Metrics struct {
 
 	storeOps     *prometheus.CounterVec
 	storeSeconds *prometheus.HistogramVec
+
+	adminRequests  *prometheus.CounterVec
+	adminSeconds   *prometheus.HistogramVec
+	purchases      *prometheus.CounterVec
+	purchasedRelay *prometheus.CounterVec
 
 	reloads     *prometheus.CounterVec
 	lastReload  prometheus.Gauge
@@ -105,6 +112,23 @@ func New(b BuildInfo) *Metrics {
 			Help:    "Latency of store operations.",
 			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}, []string{"op"}),
+		adminRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relaycap_admin_requests_total",
+			Help: "Admin API requests, by route pattern and HTTP status code.",
+		}, []string{"route", "code"}),
+		adminSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "relaycap_admin_request_duration_seconds",
+			Help:    "Latency of admin API requests, by route pattern.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+		purchases: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relaycap_purchases_total",
+			Help: "Purchases asked of the store, by result: new, replay (idempotent retry), conflict, refused, error.",
+		}, []string{"result"}),
+		purchasedRelay: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relaycap_purchased_relays_total",
+			Help: "Relays bought by new purchases, by kind: daily (raises the daily limit) or today_only.",
+		}, []string{"kind"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relaycap_config_reloads_total",
 			Help: "Config reloads (SIGHUP), by result.",
@@ -126,7 +150,7 @@ func New(b BuildInfo) *Metrics {
 	build.Set(1)
 	m.lastSuccess.Set(1)
 	m.reg.MustRegister(m.relays, m.refused, m.wouldRef, m.messages, m.requests, m.sessions, m.held,
-		m.storeOps, m.storeSeconds, m.reloads, m.lastReload, m.lastSuccess, build,
+		m.storeOps, m.storeSeconds, m.adminRequests, m.adminSeconds, m.purchases, m.purchasedRelay, m.reloads, m.lastReload, m.lastSuccess, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	m.milterRefused = bind(m.refused, reasons, "milter")
@@ -142,6 +166,12 @@ func New(b BuildInfo) *Metrics {
 	}
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
+	}
+	for _, r := range []string{"new", "replay", "conflict", "refused", "error"} {
+		m.purchases.WithLabelValues(r)
+	}
+	for _, k := range []string{"daily", "today_only"} {
+		m.purchasedRelay.WithLabelValues(k)
 	}
 	return m
 }
@@ -186,6 +216,42 @@ func (m *Metrics) Milter() MilterObserver { return MilterObserver{m} }
 
 // Policy returns the observer the policy service reports to.
 func (m *Metrics) Policy() PolicyObserver { return PolicyObserver{m} }
+
+// Admin returns the observer the admin API reports to.
+func (m *Metrics) Admin() AdminObserver { return AdminObserver{m} }
+
+// AdminObserver counts admin API requests and purchases (it satisfies
+// admin.Observer). Routes are patterns ("{name}", not the account), so
+// the label stays bounded.
+type AdminObserver struct{ m *Metrics }
+
+// Routes creates the series of each route pattern (status 200) at 0, so
+// that they exist before the first request.
+func (o AdminObserver) Routes(routes []string) {
+	for _, r := range routes {
+		o.m.adminRequests.WithLabelValues(r, "200")
+		o.m.adminSeconds.WithLabelValues(r)
+	}
+}
+
+// Answered counts a request and its latency.
+func (o AdminObserver) Answered(route string, status int, seconds float64) {
+	o.m.adminRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	o.m.adminSeconds.WithLabelValues(route).Observe(seconds)
+}
+
+// Purchased counts a purchase and, for a new one, its relays.
+func (o AdminObserver) Purchased(result string, todayOnly bool, relays int64) {
+	o.m.purchases.WithLabelValues(result).Inc()
+	if result != "new" {
+		return
+	}
+	kind := "daily"
+	if todayOnly {
+		kind = "today_only"
+	}
+	o.m.purchasedRelay.WithLabelValues(kind).Add(float64(relays))
+}
 
 // MilterObserver counts what the milter does (it satisfies milter.Observer).
 type MilterObserver struct{ m *Metrics }

@@ -35,7 +35,7 @@ and calendar day, and stamps relayed mail with an encrypted identification heade
 		RunE:          func(cmd *cobra.Command, _ []string) error { return subcommandOnly(cmd, nil) },
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
-	root.AddCommand(newServeCommand(), newConfigCommand(), newIDCommand(), newNotifyCommand(), newPostfixConfigCommand(),
+	root.AddCommand(newServeCommand(), newStatusCommand(), newConfigCommand(), newIDCommand(), newNotifyCommand(), newPostfixConfigCommand(),
 		newAccountCommand(), newUsageCommand(), newAbuseCommand(), newVersionCommand())
 	return root
 }
