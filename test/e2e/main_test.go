@@ -40,6 +40,7 @@ var accounts = []e2e.Account{
 	{Name: "bulk@example.com", Limit: 200},                           // 10: 300 recipients, 200 relays left
 	{Name: "guess@example.com", Limit: 10},                           // 10: password guessing
 	{Name: "prom@example.com", Limit: 6},                             // 11: a real Prometheus scrapes relaycap
+	{Name: "dryrun@example.com", Limit: 2, DryRun: true},             // 12: dry run past the limit
 }
 
 func init() {

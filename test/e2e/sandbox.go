@@ -42,6 +42,8 @@ type Account struct {
 	Limit         int    // daily limit
 	Status        string // "" (active) or "suspended"
 	Unprovisioned bool   // Dovecot knows the login, relaycap does not
+	HourlyLimit   int    // 0: none
+	DryRun        bool   // the account's limits in dry run
 }
 
 // Listener is one smtpd service of the sandbox standing for a production
@@ -99,6 +101,7 @@ type Sandbox struct {
 	// MetricsAddr is relaycap's metrics.listen, host:port on loopback.
 	MetricsAddr string
 	Sink        *Sink
+	Webhook     *Webhook  // notify.webhook_url's receiver
 	Relaycap    *Relaycap // nil without a binary
 	KeysFile    string    // identification header keys, when IDHeader
 
@@ -275,14 +278,20 @@ func (s *Sandbox) pickPorts(context.Context) error {
 	if err != nil {
 		return err
 	}
+	hook, err := StartWebhook()
+	if err != nil {
+		sink.Close()
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		sink.Close()
+		hook.Close()
 		return errors.New("closed")
 	}
-	s.Sink = sink
-	return nil
+	s.Sink, s.Webhook = sink, hook
+	return os.WriteFile(s.path("rc", "webhook.secret"), hook.Secret, 0o600)
 }
 
 // productionOptions returns the -o settings of the production listener
@@ -324,6 +333,8 @@ type tmplData struct {
 	PolicySock  string
 	AdminSock   string
 	MetricsAddr string
+	WebhookURL  string
+	SecretFile  string
 	Accounts    []Account
 	IDHeader    bool
 	KeysFile    string
@@ -348,7 +359,8 @@ func (s *Sandbox) data() (tmplData, error) {
 		PolicySock:  s.path("pf", "spool", "relaycap", "policy.sock"),
 		AdminSock:   s.path("rc", "state", "admin.sock"),
 		MetricsAddr: s.MetricsAddr,
-		Accounts:    accts, IDHeader: s.opts.IDHeader, KeysFile: s.KeysFile,
+		WebhookURL:  s.Webhook.URL(), SecretFile: s.path("rc", "webhook.secret"),
+		Accounts: accts, IDHeader: s.opts.IDHeader, KeysFile: s.KeysFile,
 	}
 	main, err := postfixconf.Main(postfixconf.Options{
 		Milter: "unix:" + d.MilterSock, Policy: "unix:" + d.PolicySock, QueueDirectory: s.path("pf", "spool"),
@@ -697,6 +709,7 @@ func (s *Sandbox) Close() error {
 	}
 	s.closed = true
 	pfUp, dovecot, dovecotDone, rc, sink, mounted := s.postfixUp, s.dovecot, s.dovecotDone, s.Relaycap, s.Sink, s.stateMount
+	hook := s.Webhook
 	floor, floorDone := s.floor, s.floorDone
 	s.mu.Unlock()
 
@@ -734,6 +747,9 @@ func (s *Sandbox) Close() error {
 	}
 	if sink != nil {
 		sink.Close()
+	}
+	if hook != nil {
+		hook.Close()
 	}
 	if dovecot != nil {
 		pgid := dovecot.Process.Pid
