@@ -14,29 +14,32 @@ import (
 // store's atomicity and durability are the wrapper's.
 type Store struct {
 	next quota.Store
-	ops  map[string]storeOp
+	ops  opTable
 }
+
+// opTable holds each store operation's series, bound once.
+type opTable map[string]storeOp
 
 type storeOp struct {
 	ok, err prometheus.Counter
 	seconds prometheus.Observer
 }
 
-// WrapStore returns s instrumented with m's store metrics.
-func (m *Metrics) WrapStore(s quota.Store) *Store {
-	w := &Store{next: s, ops: make(map[string]storeOp, len(storeOps))}
+func (m *Metrics) opTable() opTable {
+	t := make(opTable, len(storeOps))
 	for _, op := range storeOps {
-		w.ops[op] = storeOp{
+		t[op] = storeOp{
 			ok:      m.storeOps.WithLabelValues(op, "ok"),
 			err:     m.storeOps.WithLabelValues(op, "error"),
 			seconds: m.storeSeconds.WithLabelValues(op),
 		}
 	}
-	return w
+	return t
 }
 
-func (s *Store) done(op string, start time.Time, err error) {
-	o := s.ops[op]
+// done records one call of op that began at start.
+func (t opTable) done(op string, start time.Time, err error) {
+	o := t[op]
 	o.seconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		o.err.Inc()
@@ -45,11 +48,14 @@ func (s *Store) done(op string, start time.Time, err error) {
 	o.ok.Inc()
 }
 
+// WrapStore returns s instrumented with m's store metrics.
+func (m *Metrics) WrapStore(s quota.Store) *Store { return &Store{next: s, ops: m.opTable()} }
+
 // Usage implements quota.Store.
 func (s *Store) Usage(account string, day quota.Day) (int64, error) {
 	start := time.Now()
 	n, err := s.next.Usage(account, day)
-	s.done("usage", start, err)
+	s.ops.done("usage", start, err)
 	return n, err
 }
 
@@ -57,7 +63,7 @@ func (s *Store) Usage(account string, day quota.Day) (int64, error) {
 func (s *Store) AddUsage(account string, add []quota.DayCount) ([]int64, error) {
 	start := time.Now()
 	totals, err := s.next.AddUsage(account, add)
-	s.done("add_usage", start, err)
+	s.ops.done("add_usage", start, err)
 	return totals, err
 }
 
@@ -65,7 +71,7 @@ func (s *Store) AddUsage(account string, add []quota.DayCount) ([]int64, error) 
 func (s *Store) Writable() error {
 	start := time.Now()
 	err := s.next.Writable()
-	s.done("writable", start, err)
+	s.ops.done("writable", start, err)
 	return err
 }
 
@@ -74,12 +80,12 @@ func (s *Store) Writable() error {
 // through untimed.
 type Accounts struct {
 	quota.Accounts
-	ops *Store // shares the op table; its next is unused
+	ops opTable
 }
 
 // WrapAccounts returns a instrumented with m's store metrics.
 func (m *Metrics) WrapAccounts(a quota.Accounts) *Accounts {
-	return &Accounts{Accounts: a, ops: m.WrapStore(nil)}
+	return &Accounts{Accounts: a, ops: m.opTable()}
 }
 
 // Account implements quota.Accounts.
