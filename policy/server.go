@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,8 +180,11 @@ func (s *Server) Close() error {
 
 func (s *Server) serveConn(conn net.Conn) {
 	defer func() {
+		// Like the milter's guard: one connection ends (Postfix answers
+		// with its default action, 451 4.3.5), the daemon goes on, and the
+		// stack says where it broke.
 		if r := recover(); r != nil {
-			s.log.Error("panic in policy connection", "panic", r)
+			s.log.Error("panic in policy connection", "panic", r, "stack", string(debug.Stack()))
 		}
 		conn.Close()
 		s.mu.Lock()

@@ -3,14 +3,17 @@ package policy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/relaycap/relaycap/internal/syncutil"
 	"github.com/relaycap/relaycap/quota"
 	"github.com/relaycap/relaycap/quota/badgerstore"
 )
@@ -122,4 +125,49 @@ func (s *Server) isClosing() bool { return s.closing.Load() }
 type stores interface {
 	quota.Store
 	quota.Accounts
+}
+
+// panickyStore panics on the usage of "bomb", as a bug below the policy
+// service would.
+type panickyStore struct{ *badgerstore.Store }
+
+func (p panickyStore) Usage(account string, day quota.Day) (int64, error) {
+	if account == "bomb" {
+		panic("usage exploded")
+	}
+	return p.Store.Usage(account, day)
+}
+
+// TestPanicEndsOnlyThatConnection: a panic while answering closes that
+// connection (Postfix then applies its default action), is logged with
+// the stack that led to it, and the next connection is served.
+func TestPanicEndsOnlyThatConnection(t *testing.T) {
+	bs, err := badgerstore.Open(t.TempDir(), badgerstore.Options{HistoryDays: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	logs := &syncutil.Buffer{}
+	_, c := servePolicy(t, panickyStore{bs}, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	fmt.Fprint(c, "protocol_state=RCPT\nsasl_username=bomb\n\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the panic: read %d bytes, %v; want the connection closed", n, err)
+	}
+	// The log line is written before the connection is closed.
+	log := logs.String()
+	if !strings.Contains(log, "panic in policy connection") || !strings.Contains(log, "usage exploded") ||
+		!strings.Contains(log, "panickyStore.Usage") {
+		t.Fatalf("panic not logged with its stack:\n%s", log)
+	}
+	next, err := net.Dial("unix", c.RemoteAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	next.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(next, "protocol_state=RCPT\nsasl_username=alice\n\n")
+	if line, err := bufio.NewReader(next).ReadString('\n'); err != nil || line != "action=DUNNO\n" {
+		t.Fatalf("the next connection: %q, %v; want action=DUNNO", line, err)
+	}
 }
