@@ -14,6 +14,10 @@ import (
 // session serves one milter connection, that is one SMTP connection, which
 // may carry several messages.
 type session struct {
+	// The callbacks relaycap does without (HELO, DATA, end of header, body,
+	// unknown commands, a new connection) answer continue.
+	gomilter.NoOpMilter
+
 	srv        *Server
 	clientAddr string
 
@@ -234,28 +238,6 @@ func (s *session) logNothingCounted(queueID string, held int64, result string, e
 		return
 	}
 	s.srv.log.Info("decision", args...)
-}
-
-func (s *session) NewConnection(m gomilter.Modifier) error { return nil }
-
-func (s *session) Helo(name string, m gomilter.Modifier) (*gomilter.Response, error) {
-	return gomilter.RespContinue, nil
-}
-
-func (s *session) Data(m gomilter.Modifier) (*gomilter.Response, error) {
-	return gomilter.RespContinue, nil
-}
-
-func (s *session) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
-	return gomilter.RespContinue, nil
-}
-
-func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (*gomilter.Response, error) {
-	return gomilter.RespContinue, nil
-}
-
-func (s *session) Unknown(cmd string, m gomilter.Modifier) (*gomilter.Response, error) {
-	return gomilter.RespContinue, nil
 }
 
 // respond turns a reply into a milter response; a reply is always valid, so
