@@ -75,6 +75,10 @@ type Daemon struct {
 	errc chan error
 }
 
+// libraryLog routes go-milter's process-wide warnings once, to the logger
+// of the first daemon the process starts.
+var libraryLog sync.Once
+
 // Start opens the store, listens, and serves until Shutdown. cfg must be
 // valid (config.Load validates).
 func Start(cfg *config.Config, o Options) (*Daemon, error) {
@@ -84,6 +88,7 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	libraryLog.Do(func() { milter.LogLibraryWarnings(o.Logger.With("component", "milter")) })
 	keys, token, err := preflight(cfg)
 	if err != nil {
 		return nil, err

@@ -59,9 +59,6 @@ func NewServer(engine *quota.Engine, set Settings, o Options) *Server {
 		o.Observer = nopObserver{}
 	}
 	s := &Server{engine: engine, log: o.Logger.With("component", "milter"), now: o.Now, obs: o.Observer, events: o.Events}
-	// go-milter reports protocol errors (a broken packet, a lost peer)
-	// through this package variable; route them to our log.
-	gomilter.LogWarning = func(format string, v ...any) { s.log.Warn(fmt.Sprintf(format, v...)) }
 	s.SetSettings(set)
 	opts := append(Negotiation(),
 		gomilter.WithMilter(func() gomilter.Milter {
@@ -93,6 +90,13 @@ func Negotiation() []gomilter.Option {
 		gomilter.WithMacroRequest(gomilter.StageRcpt, []string{gomilter.MacroQueueId}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []string{gomilter.MacroQueueId}),
 	}
+}
+
+// LogLibraryWarnings routes go-milter's warnings (a broken packet, a lost
+// peer) to log. go-milter reports them through one process-wide variable,
+// so a process calls this once, before serving; the daemon does.
+func LogLibraryWarnings(log *slog.Logger) {
+	gomilter.LogWarning = func(format string, v ...any) { log.Warn(fmt.Sprintf(format, v...)) }
 }
 
 // SetSettings swaps the settings; transactions already begun keep theirs.
