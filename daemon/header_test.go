@@ -197,10 +197,11 @@ func TestReloadRotatesKeys(t *testing.T) {
 		return applyMods(t, plainHeaders, mods)[1][1]
 	}
 	before := token()
-	newID, err := idheader.Keygen(keysFile, nil)
+	newKey, err := idheader.Keygen(keysFile, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	newID := newKey.ID
 	td.reload(t, "quota: {accounts: {alice: 10}}\n")
 	after := token()
 	keys, err := idheader.LoadKeyring(keysFile)

@@ -18,15 +18,31 @@ const newFileHeader = `# relaycap identification keys, written by "relaycap id k
 # complaints may arrive. Keep this file mode 640, group of the daemon.
 `
 
-// Keygen adds a new key drawn from random (crypto/rand if nil) and returns
-// its id. If path does not exist it is created with mode 0640 holding that
-// key. Otherwise the file is rotated: the new key goes before the existing
-// keys, which stay to open old tokens, and the file keeps its comments,
-// mode, owner and group. The file is replaced atomically (temporary file
+// Outcome says what Keygen did to the keys file.
+type Outcome int
+
+// The outcomes of Keygen; the zero Outcome is none of them.
+const (
+	Created Outcome = iota + 1 // the file did not exist; it holds the new key
+	Filled                     // the file held no key (packages create it empty)
+	Rotated                    // the new key went before the keys already there
+)
+
+// NewKey is the key Keygen added and what it did to the file.
+type NewKey struct {
+	ID      string
+	Outcome Outcome
+}
+
+// Keygen adds a new key drawn from random (crypto/rand if nil) and reports
+// its id and what it did. If path does not exist it is created with mode
+// 0640 holding that key. Otherwise the file is rotated: the new key goes
+// before the existing keys, which stay to open old tokens, and the file
+// keeps its comments, mode, owner and group. The file is replaced atomically (temporary file
 // in the same directory, fsync, rename), so readers see the old file or
 // the new one, never part of one. Two Keygen calls racing on one file may
 // lose one of the new keys; run one at a time.
-func Keygen(path string, random io.Reader) (string, error) {
+func Keygen(path string, random io.Reader) (NewKey, error) {
 	if random == nil {
 		random = rand.Reader
 	}
@@ -43,7 +59,7 @@ func Keygen(path string, random io.Reader) (string, error) {
 	data, fi, err := readKeysFile(path)
 	create := errors.Is(err, fs.ErrNotExist)
 	if err != nil && !create {
-		return "", err
+		return NewKey{}, err
 	}
 	var entries []entry
 	fill := false // a file with no key yet (packages create it empty)
@@ -51,22 +67,25 @@ func Keygen(path string, random io.Reader) (string, error) {
 		entries, err = parseEntries(data)
 		fill = errors.Is(err, ErrNoKeys)
 		if err != nil && !fill {
-			return "", fmt.Errorf("keys file %s: %w; fix it before rotating", path, err)
+			return NewKey{}, fmt.Errorf("keys file %s: %w; fix it before rotating", path, err)
 		}
 	}
 	id, err := nextKeyID(entries)
 	if err != nil {
-		return "", err
+		return NewKey{}, err
 	}
 	key := make([]byte, keyLen)
 	if _, err := io.ReadFull(random, key); err != nil {
-		return "", fmt.Errorf("reading random key: %w", err)
+		return NewKey{}, fmt.Errorf("reading random key: %w", err)
 	}
+	var did Outcome
 	switch {
 	case create:
+		did = Created
 		data = append([]byte(newFileHeader), keyLine(id, key)...)
 		err = writeNew(path, data)
 	case fill:
+		did = Filled
 		if len(bytes.TrimSpace(data)) == 0 {
 			data = []byte(newFileHeader)
 		} else if data[len(data)-1] != '\n' {
@@ -74,13 +93,14 @@ func Keygen(path string, random io.Reader) (string, error) {
 		}
 		err = replace(path, append(data, keyLine(id, key)...), fi)
 	default:
+		did = Rotated
 		data = insertLine(data, entries[0].line, keyLine(id, key))
 		err = replace(path, data, fi)
 	}
 	if err != nil {
-		return "", err
+		return NewKey{}, err
 	}
-	return strconv.Itoa(int(id)), nil
+	return NewKey{ID: strconv.Itoa(int(id)), Outcome: did}, nil
 }
 
 // nextKeyID returns one more than the highest id in use, or once that

@@ -18,9 +18,9 @@ import (
 
 func TestKeygenCreate(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "id.keys")
-	id, err := Keygen(path, nil)
-	if err != nil || id != "1" {
-		t.Fatalf("Keygen = %q, %v", id, err)
+	k1, err := Keygen(path, nil)
+	if err != nil || k1 != (NewKey{"1", Created}) {
+		t.Fatalf("Keygen = %+v, %v; want key 1 created", k1, err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o640 {
@@ -57,9 +57,9 @@ func TestKeygenRotate(t *testing.T) {
 	old := mustSeal(t, k1, sampleFields(), "<a@b>")
 
 	for want := 2; want <= 4; want++ {
-		id, err := Keygen(path, nil)
-		if err != nil || id != strconv.Itoa(want) {
-			t.Fatalf("rotation: %q, %v; want %d", id, err, want)
+		k, err := Keygen(path, nil)
+		if err != nil || k != (NewKey{strconv.Itoa(want), Rotated}) {
+			t.Fatalf("rotation: %+v, %v; want key %d rotated in", k, err, want)
 		}
 	}
 	k, err := LoadKeyring(path)
@@ -202,8 +202,8 @@ func TestKeygenFollowsSymlink(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	if id, err := Keygen(link, nil); err != nil || id != "2" {
-		t.Fatalf("%q %v", id, err)
+	if k, err := Keygen(link, nil); err != nil || k != (NewKey{"2", Rotated}) {
+		t.Fatalf("%+v %v", k, err)
 	}
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("symlink replaced: %v %v", fi.Mode(), err)
@@ -226,8 +226,8 @@ func TestKeygenFillsAnEmptyFile(t *testing.T) {
 		if _, err := LoadKeyring(path); !errors.Is(err, ErrNoKeys) {
 			t.Errorf("%s before keygen: %v, want ErrNoKeys", name, err)
 		}
-		if id, err := Keygen(path, nil); err != nil || id != "1" {
-			t.Fatalf("%s: keygen %q, %v", name, id, err)
+		if k, err := Keygen(path, nil); err != nil || k != (NewKey{"1", Filled}) {
+			t.Fatalf("%s: keygen %+v, %v; want key 1 filled in", name, k, err)
 		}
 		k, err := LoadKeyring(path)
 		if err != nil || len(k.KeyIDs()) != 1 {

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,27 +44,49 @@ headers sealed before the rotation can still be decoded. The file is replaced
 atomically and keeps its mode, owner and group. Reload the daemon afterwards.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, statErr := os.Stat(keysFile)
-			_, loadErr := idheader.LoadKeyring(keysFile)
-			id, err := idheader.Keygen(keysFile, nil)
+			k, err := idheader.Keygen(keysFile, nil)
 			if err != nil {
 				return exitError{1, err}
 			}
 			out := cmd.OutOrStdout()
-			switch {
-			case loadErr == nil:
-				fmt.Fprintf(out, "rotated %s: new sealing key id %s; older keys still open old headers\n", keysFile, id)
-			case statErr == nil:
-				fmt.Fprintf(out, "wrote key id %s into %s, which held no key\n", id, keysFile)
-			default:
-				fmt.Fprintf(out, "created %s (mode 0640) with key id %s\n", keysFile, id)
-				fmt.Fprintf(out, "give the daemon read access: chgrp relaycap %s\n", keysFile)
+			switch k.Outcome {
+			case idheader.Rotated:
+				fmt.Fprintf(out, "rotated %s: new sealing key id %s; older keys still open old headers\n", keysFile, k.ID)
+			case idheader.Filled:
+				fmt.Fprintf(out, "wrote key id %s into %s, which held no key\n", k.ID, keysFile)
+			case idheader.Created:
+				fmt.Fprintf(out, "created %s (mode 0640) with key id %s\n", keysFile, k.ID)
+				if hint := groupHint(keysFile); hint != "" {
+					fmt.Fprintln(out, hint)
+				}
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&keysFile, "keys-file", config.Defaults().IDHeader.KeysFile, "identification keys file")
 	return cmd
+}
+
+// daemonGroup is the group the packaged daemon runs in (sysusers.d);
+// tests point it elsewhere.
+var daemonGroup = "relaycap"
+
+// groupHint says how to let the daemon read a new keys file: only on a host
+// where the daemon's group exists and does not own the file yet. A
+// developer's ./relaycap-data has no such group, and no use for the hint.
+func groupHint(path string) string {
+	g, err := user.LookupGroup(daemonGroup)
+	if err != nil {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && strconv.FormatUint(uint64(st.Gid), 10) == g.Gid {
+		return ""
+	}
+	return fmt.Sprintf("give the daemon read access: chgrp %s %s", daemonGroup, path)
 }
 
 // daemonConfig is the config `id decode` reads when not given one; tests
@@ -148,7 +173,12 @@ from an unknown key, or none was found; 2 usage or keys-file errors.`,
 			if o.message == "" {
 				return decodeToken(cmd.OutOrStdout(), ring, args[0], loc, o.json)
 			}
-			return decodeMessage(cmd, ring, o, loc)
+			msg, name, err := openMessage(cmd.InOrStdin(), o.message)
+			if err != nil {
+				return usageError(err)
+			}
+			defer msg.Close()
+			return decodeMessage(cmd.OutOrStdout(), msg, name, ring, o, loc)
 		},
 	}
 	// The flags' defaults are the daemon's: the config's defaults table.
@@ -242,18 +272,22 @@ type foundToken struct {
 	*decoded
 }
 
-func decodeMessage(cmd *cobra.Command, ring *idheader.Keyring, o decodeOptions, loc *time.Location) error {
-	var r io.Reader = cmd.InOrStdin()
-	name := "standard input"
-	if o.message != "-" {
-		name = o.message
-		f, err := os.Open(o.message)
-		if err != nil {
-			return usageError(err)
-		}
-		defer f.Close()
-		r = f
+// openMessage opens the --message argument: a file, or stdin for "-". name
+// says which, for messages.
+func openMessage(stdin io.Reader, arg string) (r io.ReadCloser, name string, err error) {
+	if arg == "-" {
+		return io.NopCloser(stdin), "standard input", nil
 	}
+	f, err := os.Open(arg)
+	if err != nil {
+		return nil, "", err
+	}
+	return f, arg, nil
+}
+
+// decodeMessage finds every token in the message r (named name) and
+// prints each, opened or not, to w.
+func decodeMessage(w io.Writer, r io.Reader, name string, ring *idheader.Keyring, o decodeOptions, loc *time.Location) error {
 	found, err := idheader.FindToken(r, o.header)
 	if err != nil {
 		return exitError{1, err}
@@ -261,7 +295,6 @@ func decodeMessage(cmd *cobra.Command, ring *idheader.Keyring, o decodeOptions, 
 	if len(found) == 0 {
 		return exitError{1, fmt.Errorf("no %s header in %s", o.header, name)}
 	}
-	w := cmd.OutOrStdout()
 	var results []foundToken
 	var firstErr error
 	for i, fd := range found {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -259,5 +261,78 @@ func TestIDFlagsDefaultToTheConfigDefaults(t *testing.T) {
 		if got := c.cmd.Flags().Lookup(c.flag).DefValue; got != c.want {
 			t.Errorf("%s --%s defaults to %q, config's default is %q", c.cmd.Name(), c.flag, got, c.want)
 		}
+	}
+}
+
+// TestKeygenSaysWhatItDid: the message follows what Keygen did to the
+// file: created, filled (a file a package created empty) or rotated.
+func TestKeygenSaysWhatItDid(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.keys")
+	if err := os.WriteFile(empty, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(dir, "new.keys")
+	for _, c := range []struct{ path, want string }{
+		{fresh, "created " + fresh + " (mode 0640) with key id 1"},
+		{fresh, "rotated " + fresh + ": new sealing key id 2"},
+		{empty, "wrote key id 1 into " + empty + ", which held no key"},
+	} {
+		out, _, code, err := runID(t, "", "keygen", "--keys-file", c.path)
+		if code != 0 || !strings.Contains(out, c.want) {
+			t.Errorf("keygen %s: exit %d, %v, %q; want %q", c.path, code, err, out, c.want)
+		}
+	}
+}
+
+// TestKeygenGroupHintOnlyWhereItApplies: the chgrp hint names the
+// daemon's group only where that group exists and does not own the new
+// file yet; `make run` on a developer's machine gets none.
+func TestKeygenGroupHintOnlyWhereItApplies(t *testing.T) {
+	own, err := user.LookupGroupId(strconv.Itoa(os.Getgid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := "nogroup" // Debian's; not the group of files we create
+	if _, err := user.LookupGroup(other); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		group string
+		hint  bool
+	}{
+		{"no-such-group-relaycap", false},
+		{own.Name, false},
+		{other, true},
+	} {
+		prev := daemonGroup
+		daemonGroup = c.group
+		keys := filepath.Join(t.TempDir(), "id.keys")
+		out, _, code, err := runID(t, "", "keygen", "--keys-file", keys)
+		daemonGroup = prev
+		if code != 0 {
+			t.Fatalf("keygen: exit %d, %v", code, err)
+		}
+		if got := strings.Contains(out, "chgrp "+c.group+" "+keys); got != c.hint {
+			t.Errorf("daemon group %s: hint %v, want %v:\n%s", c.group, got, c.hint, out)
+		}
+	}
+}
+
+// TestDecodeMessageTakesAReaderAndAWriter: the abuse-desk logic needs no
+// command: a message in, the report out.
+func TestDecodeMessageTakesAReaderAndAWriter(t *testing.T) {
+	ring, err := idheader.LoadKeyring(fixtureKeys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := os.ReadFile(fixtures + "plain.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = decodeMessage(&out, bytes.NewReader(msg), "plain.eml", ring, decodeOptions{header: "X-Relay-ID"}, time.UTC)
+	if err != nil || !strings.Contains(out.String(), "<20260302140305.GA1234@mail.example.com> (matches") {
+		t.Fatalf("decodeMessage: %v\n%s", err, out.String())
 	}
 }
