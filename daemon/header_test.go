@@ -266,3 +266,40 @@ func TestLongLoginStillGetsAToken(t *testing.T) {
 		t.Fatalf("token names %q (queue id %s), want %q", f.Account, f.QueueID, want)
 	}
 }
+
+// TestTheFirstMessageIDIsSealed: a message with two Message-ID fields (RFC
+// 5322 allows one; a client may send more) is bound to the first, the one
+// readers show; a later one must not win. The next message of the same
+// connection is bound to its own.
+func TestTheFirstMessageIDIsSealed(t *testing.T) {
+	td := startDaemon(t, "quota: {accounts: {alice: 10}}\n")
+	keys, err := idheader.LoadKeyring(filepath.Join(td.dir, "id.keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := td.milterSession(t)
+	for _, m := range []struct {
+		headers    [][2]string
+		bound, not string
+	}{
+		{[][2]string{{"Message-ID", "<first@example.org>"}, {"From", "a@example.org"}, {"Message-ID", "<second@example.org>"}},
+			"<first@example.org>", "<second@example.org>"},
+		{[][2]string{{"From", "a@example.org"}, {"Message-ID", "<next@example.org>"}},
+			"<next@example.org>", "<first@example.org>"},
+	} {
+		s.mail("alice")
+		s.rcpts(1)
+		mods, act := s.data(m.headers)
+		if act.Type != gomilter.ActionAccept {
+			t.Fatalf("%v: %v", m.headers, act)
+		}
+		f, err := keys.Open(applyMods(t, m.headers, mods)[1][1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !f.BindsMessageID(m.bound) || f.BindsMessageID(m.not) {
+			t.Errorf("%v: token bound to %s: %v, to %s: %v; want only %s",
+				m.headers, m.bound, f.BindsMessageID(m.bound), m.not, f.BindsMessageID(m.not), m.bound)
+		}
+	}
+}
