@@ -263,3 +263,18 @@ func TestSealFittingCutsALongAccount(t *testing.T) {
 		}
 	}
 }
+
+// TestLineBreakInATokenIsMalformed: base64 decoding skips CR and LF, so a
+// line break put in place of a character must still be refused, as
+// malformed, wherever it is.
+func TestLineBreakInATokenIsMalformed(t *testing.T) {
+	k := testRing(t, 1)
+	tok := mustSeal(t, k, sampleFields(), "<a@b>")
+	for i := range len(tok) {
+		for _, lb := range []string{"\r", "\n"} {
+			if _, err := k.Open(tok[:i] + lb + tok[i+1:]); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("%q at %d: %v, want ErrMalformed", lb, i, err)
+			}
+		}
+	}
+}
