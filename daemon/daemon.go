@@ -26,6 +26,10 @@ import (
 	"github.com/relaycap/relaycap/sockets"
 )
 
+// accountCacheSize bounds the account lookups kept in memory: the
+// accounts active at one time, a few MB at most.
+const accountCacheSize = 16384
+
 // DrainTimeout is how long Shutdown lets open transactions finish.
 const DrainTimeout = 10 * time.Second
 
@@ -55,8 +59,8 @@ type Daemon struct {
 	now    func() time.Time
 
 	metrics       *metrics.Metrics
-	metricsSrv    *metrics.Server   // nil when metrics.listen is empty
-	accountsStore *metrics.Accounts // the store's accounts, timed
+	metricsSrv    *metrics.Server // nil when metrics.listen is empty
+	accountsStore quota.Accounts  // the store's accounts, timed, behind the account cache
 	status        statusState
 
 	milterLn, policyLn, adminLn, adminTCPLn, metricsLn net.Listener
@@ -116,7 +120,10 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 			d.closeAll()
 		}
 	}()
-	d.accountsStore = d.metrics.WrapAccounts(store)
+	// This process alone owns the Badger directory, and every change of an
+	// account goes through the admin API below: lookups can come from
+	// memory. (A store shared by several hosts must not be cached.)
+	d.accountsStore = quota.NewAccountCache(d.metrics.WrapAccounts(store), accountCacheSize)
 	if d.engine, err = quota.NewEngine(d.metrics.WrapStore(store), d.accountsStore, engineSettings(cfg)); err != nil {
 		return nil, err
 	}
