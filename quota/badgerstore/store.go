@@ -59,6 +59,9 @@ type Store struct {
 	auditSeq  atomic.Uint32
 	closeOnce sync.Once
 	closeErr  error
+
+	group committer
+	usage usageCache
 }
 
 // ErrClosed is returned by operations after Close.
@@ -163,19 +166,28 @@ func usageKey(account string, day quota.Day) []byte {
 	return []byte("u/" + account + "\x00" + string(day))
 }
 
-// Usage returns the relays committed for account on day.
+// Usage returns the relays committed for account on day, from memory
+// when it was read or written lately.
 func (s *Store) Usage(account string, day quota.Day) (int64, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	defer s.leave()
-	var n int64
+	now := s.now()
+	n, epoch, ok := s.usage.get(account, day, now)
+	if ok {
+		return n, nil
+	}
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
 		n, err = readCount(txn, usageKey(account, day))
 		return err
 	})
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	s.usage.fill(account, day, n, epoch, now)
+	return n, nil
 }
 
 // Writable fails with ErrLowSpace while the filesystem is below
@@ -189,7 +201,8 @@ func (s *Store) Writable() error {
 }
 
 // AddUsage adds each count to account's usage on its day in one Badger
-// transaction: all of them count, or none.
+// transaction, all of them or none, shared with the commits of other
+// accounts that wait at the same moment (see committer).
 func (s *Store) AddUsage(account string, add []quota.DayCount) ([]int64, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
@@ -198,35 +211,8 @@ func (s *Store) AddUsage(account string, add []quota.DayCount) ([]int64, error) 
 	if err := s.Writable(); err != nil {
 		return nil, err
 	}
-	totals := make([]int64, len(add))
-	// The engine serialises one account's commits, so a conflict can only
-	// come from outside that contract; retry a few times all the same.
-	var err error
-	for range 3 {
-		err = s.db.Update(func(txn *badger.Txn) error {
-			for i, dc := range add {
-				key := usageKey(account, dc.Day)
-				cur, err := readCount(txn, key)
-				if err != nil {
-					return err
-				}
-				totals[i] = cur + dc.N
-				var buf [8]byte
-				binary.BigEndian.PutUint64(buf[:], uint64(totals[i]))
-				if err := txn.SetEntry(badger.NewEntry(key, buf[:]).WithTTL(s.ttl)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if !errors.Is(err, badger.ErrConflict) {
-			break
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return totals, nil
+	s.usage.begin()
+	return s.addUsage(account, add)
 }
 
 func readCount(txn *badger.Txn, key []byte) (int64, error) {

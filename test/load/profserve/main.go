@@ -4,6 +4,11 @@
 // profile, it writes one at SIGTERM, before the drain.
 //
 //	go run ./test/load/profserve -config relaycap.yaml -cpuprofile cpu.pprof
+//
+// It also runs where relaycap's binary is expected (RELAYCAP_E2E_BIN for
+// make bench-e2e): a first argument "serve" is skipped, any other
+// subcommand (id keygen …) runs $PROFSERVE_RELAYCAP instead, and the
+// profile paths default to $PROFSERVE_CPU and $PROFSERVE_HEAP.
 package main
 
 import (
@@ -15,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/relaycap/relaycap/config"
@@ -24,9 +30,19 @@ import (
 func main() {
 	var cfgPath, cpu, heap string
 	flag.StringVar(&cfgPath, "config", "", "relaycap config file")
-	flag.StringVar(&cpu, "cpuprofile", "", "write a CPU profile of the whole run here")
-	flag.StringVar(&heap, "memprofile", "", "write a heap profile at the end here")
-	flag.Parse()
+	flag.StringVar(&cpu, "cpuprofile", os.Getenv("PROFSERVE_CPU"), "write a CPU profile of the whole run here")
+	flag.StringVar(&heap, "memprofile", os.Getenv("PROFSERVE_HEAP"), "write a heap profile at SIGTERM here")
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "serve" {
+		args = args[1:]
+	} else if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		bin := os.Getenv("PROFSERVE_RELAYCAP")
+		if bin == "" {
+			log.Fatalf("profserve: %q is relaycap's; set PROFSERVE_RELAYCAP to its binary", args[0])
+		}
+		log.Fatal(syscall.Exec(bin, append([]string{bin}, args...), os.Environ()))
+	}
+	flag.CommandLine.Parse(args)
 	cfg, err := config.Load(cfgPath, nil)
 	if err != nil {
 		log.Fatal(err)
