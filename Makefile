@@ -1,7 +1,8 @@
 # relaycap — see README.md. `make help` lists the targets.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := relaycap
 # `make run` keeps its state and key here (the embedded default state_dir).
 STATE   := ./relaycap-data
@@ -71,3 +72,4 @@ monitoring-deps: ## install Debian's prometheus for promtool and the e2e scrape,
 	fi
 
 include test/e2e/e2e.mk
+include packaging/packaging.mk

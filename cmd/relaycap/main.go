@@ -11,8 +11,12 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version and commit are set at build time with
+// -ldflags "-X main.version=… -X main.commit=…" (make build, make deb rpm).
+var (
+	version = "dev"
+	commit  = "unknown"
+)
 
 func main() {
 	root := newRootCommand()
@@ -37,6 +41,10 @@ and calendar day, and stamps relayed mail with an encrypted identification heade
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
 	root.AddCommand(newServeCommand(), newStatusCommand(), newConfigCommand(), newIDCommand(), newNotifyCommand(), newPostfixConfigCommand(),
 		newAccountCommand(), newUsageCommand(), newAbuseCommand(), newVersionCommand())
+	// Separate lines, so helpers adding commands above do not conflict here.
+	root.AddCommand(newManCommand())
+	// Man pages carry no generation date, so a package build is reproducible.
+	root.DisableAutoGenTag = true
 	return root
 }
 
@@ -84,7 +92,7 @@ func newVersionCommand() *cobra.Command {
 		Short: "Print the version",
 		Args:  noArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "relaycap", version)
+			fmt.Fprintf(cmd.OutOrStdout(), "relaycap %s (commit %s)\n", version, commit)
 		},
 	}
 }

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
@@ -107,21 +107,12 @@ func newLogger(w io.Writer, c config.LogConfig, level *slog.LevelVar) *slog.Logg
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// notify tells systemd (Type=notify) about our state, if it is listening.
+// notify tells systemd (Type=notify-reload) about our state, if it is
+// listening on $NOTIFY_SOCKET; sd_notify(3) through go-systemd.
 func notify(state string) {
-	addr := os.Getenv("NOTIFY_SOCKET")
-	if addr == "" {
-		return
+	if _, err := sddaemon.SdNotify(false, state); err != nil {
+		slog.Warn("sd_notify failed", "state", state, "err", err)
 	}
-	if addr[0] == '@' {
-		addr = "\x00" + addr[1:]
-	}
-	conn, err := net.Dial("unixgram", addr)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	fmt.Fprint(conn, state)
 }
 
 // monotonicUsec is CLOCK_MONOTONIC in microseconds, as sd_notify(3) wants.
