@@ -11,7 +11,7 @@ STAGE := dist/stage
 NFPM  := dist/bin/nfpm
 DEB   := dist/relaycap_$(PKG_VERSION)-1_$(PKG_ARCH).deb
 RPM   := dist/relaycap-$(PKG_VERSION)-1.x86_64.rpm
-PKG_CHECK_DEPS := lintian rpmlint rpm systemd dpkg-dev
+PKG_CHECK_DEPS := lintian rpmlint rpm rpm2cpio cpio systemd
 
 .PHONY: deb rpm stage package-check package-deps
 
@@ -53,5 +53,5 @@ package-deps: ## install lintian, rpmlint, rpm, systemd-analyze (apt)
 	else echo "package-deps: installing$$missing"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(PKG_CHECK_DEPS); fi
 
-package-check: ## lint both packages, rebuild to compare bytes, install test on this machine (root)
-	packaging/check.sh $(DEB) $(RPM)
+package-check: deb rpm ## lint both packages, rebuild to compare bytes, install test on this machine (root)
+	GO=$(GO) packaging/check.sh $(DEB) $(RPM)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/relaycap/relaycap/config"
 )
 
@@ -42,4 +44,37 @@ func read(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The packaged /etc/relaycap/relaycap.yaml is the full production config:
+// it names every key the daemon knows (relaycap config defaults), so a key
+// added later is documented where admins look.
+func TestPackagedConfigNamesEveryKey(t *testing.T) {
+	var defaults, packaged map[string]any
+	if err := yaml.Unmarshal([]byte(config.DefaultYAML()), &defaults); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(read(t, "../packaging/relaycap.yaml")), &packaged); err != nil {
+		t.Fatal(err)
+	}
+	want, got := keyPaths("", defaults), keyPaths("", packaged)
+	for k := range want {
+		if !got[k] {
+			t.Errorf("packaging/relaycap.yaml lacks %s (see relaycap config defaults)", k)
+		}
+	}
+}
+
+func keyPaths(prefix string, m map[string]any) map[string]bool {
+	out := map[string]bool{}
+	for k, v := range m {
+		p := prefix + k
+		out[p] = true
+		if sub, ok := v.(map[string]any); ok && k != "accounts" && k != "extra" {
+			for q := range keyPaths(p+".", sub) {
+				out[q] = true
+			}
+		}
+	}
+	return out
 }

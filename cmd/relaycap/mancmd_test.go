@@ -27,7 +27,7 @@ func TestManPages(t *testing.T) {
 	if !strings.Contains(string(root), `\fBrelaycap-serve(8)\fP`) || strings.Contains(string(root), "relaycap-serve(1)") {
 		t.Errorf("relaycap.1 SEE ALSO does not point at relaycap-serve(8):\n%s", root)
 	}
-	// Every command of the tree has its page, so commands added later get one.
+	// Every top-level command has its page, so commands added later get one.
 	for _, c := range newRootCommand().Commands() {
 		if !c.IsAvailableCommand() {
 			continue
