@@ -52,3 +52,13 @@ func TestVersionPrintsCommit(t *testing.T) {
 		t.Errorf("relaycap version: exit %d, %q", code, out)
 	}
 }
+
+// The shipped completions come from cobra's completion command.
+func TestCompletion(t *testing.T) {
+	for sh, want := range map[string]string{"bash": "# bash completion V2 for relaycap", "zsh": "#compdef relaycap", "fish": "# fish completion for relaycap"} {
+		out, errs, code := runCLI(t, "completion", sh)
+		if code != 0 || !strings.HasPrefix(out, want) || !strings.Contains(out, "relaycap") {
+			t.Errorf("completion %s: exit %d, %.80q %s", sh, code, out, errs)
+		}
+	}
+}
