@@ -1,6 +1,6 @@
-// Package syncutil holds small concurrency helpers shared by relaycap's
-// packages: a WaitGroup wait bounded by a context, a goroutine-safe buffer
-// that tests hand to a logger, and the first error of many goroutines.
+// Package syncutil holds two small concurrency helpers shared by
+// relaycap's packages: a WaitGroup wait bounded by a context, and a
+// goroutine-safe buffer that tests hand to a logger.
 package syncutil
 
 import (
@@ -41,33 +41,4 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
-}
-
-// FirstError keeps the first error reported by any goroutine. Benchmarks
-// use it in RunParallel workers, which must not call b.Fatal: FailNow
-// belongs to the benchmark's own goroutine (package testing).
-type FirstError struct {
-	mu  sync.Mutex
-	err error
-}
-
-// Set records err if it is the first non-nil one; it reports whether err
-// was non-nil, so a worker can write `if fe.Set(err) { return }`.
-func (f *FirstError) Set(err error) bool {
-	if err == nil {
-		return false
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err == nil {
-		f.err = err
-	}
-	return true
-}
-
-// Err returns the first error set, or nil.
-func (f *FirstError) Err() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
 }

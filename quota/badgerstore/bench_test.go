@@ -1,13 +1,11 @@
 package badgerstore
 
 import (
-	"fmt"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/relaycap/relaycap/internal/syncutil"
+	"github.com/relaycap/relaycap/internal/benchutil"
 	"github.com/relaycap/relaycap/quota"
 )
 
@@ -30,29 +28,7 @@ func BenchmarkReserveCommit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			now := time.Date(2026, 11, 27, 12, 0, 0, 0, loc)
-			var next atomic.Int64
-			var failed syncutil.FirstError
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					login := "user" + strconv.FormatInt(next.Add(1)%1000, 10)
-					var txn quota.Txn
-					d, err := e.Reserve(&txn, login, now)
-					if err == nil && !d.Allowed() {
-						err = fmt.Errorf("reserve for %s: %v", login, d.Verdict)
-					}
-					if failed.Set(err) {
-						return
-					}
-					if _, err := e.Commit(&txn, now); failed.Set(err) {
-						return
-					}
-				}
-			})
-			if err := failed.Err(); err != nil {
-				b.Fatal(err)
-			}
+			benchutil.ReserveCommit[quota.Txn, quota.Decision](b, e, time.Date(2026, 11, 27, 12, 0, 0, 0, loc))
 		})
 	}
 }
