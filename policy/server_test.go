@@ -18,6 +18,17 @@ import (
 	"github.com/relaycap/relaycap/quota/badgerstore"
 )
 
+// openStore opens a Badger store in a temp dir, closed when the test ends.
+func openStore(t *testing.T) *badgerstore.Store {
+	t.Helper()
+	bs, err := badgerstore.Open(t.TempDir(), badgerstore.Options{HistoryDays: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bs.Close() })
+	return bs
+}
+
 // servePolicy serves the policy service over store (default limit 10) on
 // a socket in a temp dir and returns it with one client connection.
 func servePolicy(t *testing.T, store stores, o Options) (*Server, net.Conn) {
@@ -47,10 +58,7 @@ func servePolicy(t *testing.T, store stores, o Options) (*Server, net.Conn) {
 // milter decide on a store it cannot read either, or let mail through
 // where milters are off).
 func TestStoreFailureDefers(t *testing.T) {
-	store, err := badgerstore.Open(t.TempDir(), badgerstore.Options{HistoryDays: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t)
 	_, c := servePolicy(t, store, Options{})
 	r := bufio.NewReader(c)
 	ask := func() string {
@@ -88,11 +96,7 @@ func (b *blockingStore) Usage(a string, d quota.Day) (int64, error) {
 // Shutdown comes still gets its reply; then the connection ends at once
 // rather than waiting for Postfix's next request or the read timeout.
 func TestShutdownEndsAConnectionAfterItsReply(t *testing.T) {
-	bs, err := badgerstore.Open(t.TempDir(), badgerstore.Options{HistoryDays: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bs.Close()
+	bs := openStore(t)
 	store := &blockingStore{Store: bs, entered: make(chan struct{}, 1), release: make(chan struct{})}
 	srv, c := servePolicy(t, store, Options{ReadTimeout: time.Hour})
 	fmt.Fprint(c, "protocol_state=RCPT\nsasl_username=alice\n\n")
@@ -142,11 +146,7 @@ func (p panickyStore) Usage(account string, day quota.Day) (int64, error) {
 // connection (Postfix then applies its default action), is logged with
 // the stack that led to it, and the next connection is served.
 func TestPanicEndsOnlyThatConnection(t *testing.T) {
-	bs, err := badgerstore.Open(t.TempDir(), badgerstore.Options{HistoryDays: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bs.Close()
+	bs := openStore(t)
 	logs := &syncutil.Buffer{}
 	_, c := servePolicy(t, panickyStore{bs}, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	fmt.Fprint(c, "protocol_state=RCPT\nsasl_username=bomb\n\n")

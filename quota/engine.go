@@ -119,6 +119,15 @@ func (e *Engine) Lookup(login string, day Day) (Account, error) {
 	return e.lookup(e.settings.Load(), login, day)
 }
 
+// resolve loads the settings once and resolves login on now's day with
+// them, for a call that then decides with the same snapshot.
+func (e *Engine) resolve(login string, now time.Time) (*Settings, Day, Account, error) {
+	s := e.settings.Load()
+	day := DayOf(now, s.Location)
+	acct, err := e.lookup(s, login, day)
+	return s, day, acct, err
+}
+
 // Each public call loads the settings once and decides with that snapshot,
 // so a reload in the middle of a call cannot mix two zones or two limits.
 func (e *Engine) lookup(s *Settings, login string, day Day) (Account, error) {
@@ -162,9 +171,7 @@ func (e *Engine) Location() *time.Location { return e.settings.Load().Location }
 // Usage is login's day so far: what Check sees, without a verdict on one
 // more relay, and with the usage also of a suspended account.
 func (e *Engine) Usage(login string, now time.Time) (Decision, error) {
-	s := e.settings.Load()
-	day := DayOf(now, s.Location)
-	acct, err := e.lookup(s, login, day)
+	s, day, acct, err := e.resolve(login, now)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -184,9 +191,7 @@ func (e *Engine) Usage(login string, now time.Time) (Decision, error) {
 // reservations of open transactions. It changes nothing: the policy service
 // uses it as the early gate.
 func (e *Engine) Check(login string, now time.Time) (Decision, error) {
-	s := e.settings.Load()
-	day := DayOf(now, s.Location)
-	acct, err := e.lookup(s, login, day)
+	s, day, acct, err := e.resolve(login, now)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -198,9 +203,7 @@ func (e *Engine) Check(login string, now time.Time) (Decision, error) {
 // Reserve holds one relay for login in txn if used + reserved + 1 <= limit.
 // A refused reservation leaves txn as it was.
 func (e *Engine) Reserve(txn *Txn, login string, now time.Time) (Decision, error) {
-	s := e.settings.Load()
-	day := DayOf(now, s.Location)
-	acct, err := e.lookup(s, login, day)
+	s, day, acct, err := e.resolve(login, now)
 	if err != nil {
 		return Decision{}, err
 	}
