@@ -33,7 +33,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 bench: ## benchmarks: engine, policy request, milter transaction, token seal/open, admin purchase/usage
-	$(GO) test -run '^$$' -bench . -benchmem ./quota/... ./daemon/ ./idheader/ ./admin/
+	$(GO) test -run '^$$' -bench . -benchmem ./quota/... ./daemon/ ./idheader/ ./metrics/ ./admin/
 
 load: ## RSS and rate after 100000 accounts each commit one relay (ACCOUNTS=n)
 	test/load/run.sh $(or $(ACCOUNTS),100000)

@@ -159,11 +159,7 @@ func New(b BuildInfo) *Metrics {
 	m.policyWould = bind(m.wouldRef, limitReasons, "policy")
 	m.messageResult = bind(m.messages, results)
 	m.policyAction = bind(m.requests, actions)
-	for _, op := range storeOps {
-		m.storeOps.WithLabelValues(op, "ok")
-		m.storeOps.WithLabelValues(op, "error")
-		m.storeSeconds.WithLabelValues(op)
-	}
+	m.opTable() // every op's series at 0 from the start
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
 	}
