@@ -128,8 +128,11 @@ func (s *Server) listAccounts(c *call, _ *noBody) (AccountList, error) {
 		return AccountList{}, err
 	}
 	var file []Account
-	for _, a := range s.o.Engine.FileAccounts() {
-		if a.Name > after && (status == "" || a.Status == status) {
+	for a := range s.o.Engine.FileAccounts().After(after) {
+		if len(file) > limit {
+			break // a million file accounts: take no more than the page
+		}
+		if status == "" || a.Status == status {
 			file = append(file, fileAccount(a))
 		}
 	}
@@ -164,12 +167,8 @@ func (s *Server) showAccount(c *call, _ *noBody) (AccountDetail, error) {
 	}
 	ctx := c.r.Context()
 	var d AccountDetail
-	if s.o.Engine.FileManaged(name) {
-		for _, a := range s.o.Engine.FileAccounts() {
-			if a.Name == name {
-				d.Account = fileAccount(a)
-			}
-		}
+	if a, ok := s.o.Engine.FileAccounts().Get(quota.NormalizeName(name)); ok {
+		d.Account = fileAccount(a)
 	} else {
 		r, ok, err := s.o.Accounts.Account(ctx, name)
 		if err != nil {

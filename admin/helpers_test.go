@@ -62,7 +62,12 @@ func startAPISync(t testing.TB, file map[string]quota.Account, sync bool) *testA
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine, err := quota.NewEngine(store, store, quota.Settings{Location: newYork, Accounts: file})
+	var accts quota.FileAccountsBuilder
+	for name, a := range file {
+		accts.Add([]byte(name), a.DailyLimit, a.Status, a.DryRun)
+	}
+	tab, _ := accts.Build()
+	engine, err := quota.NewEngine(store, store, quota.Settings{Location: newYork, Accounts: tab})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,18 +111,14 @@ type QuotaConfig struct {
 	// relative path relative to the config file's directory and merges its
 	// accounts into Accounts.
 	AccountsFile string `mapstructure:"accounts_file"`
-	// Accounts maps a login to its account. Names are lower case: logins are
-	// case-insensitive (the engine lowercases them) and viper lowercases keys.
-	Accounts map[string]Account `mapstructure:"accounts"`
-}
-
-// Account is a file-managed account. In YAML it is either a bare limit
-// ("alice: 500") or a mapping ("bob: {daily_limit: 10, status: suspended}").
-type Account struct {
-	DailyLimit int64        `mapstructure:"daily_limit"`
-	Status     quota.Status `mapstructure:"status"` // quota.ParseStatus's default if not given
-	// DryRun puts this account's limits in dry run whatever quota.mode says.
-	DryRun bool `mapstructure:"dry_run"`
+	// Accounts are quota.accounts and the accounts file's, names in lower
+	// case (logins are case-insensitive). In YAML an account is either a
+	// bare limit ("alice: 500") or a mapping ("bob: {daily_limit: 10,
+	// status: suspended, dry_run: true}"; status active and dry_run false
+	// if not given; dry_run puts this account's limits in dry run whatever
+	// quota.mode says). Load reads them itself, not through viper: a
+	// provider has a million (the tag names the key, it never decodes).
+	Accounts *quota.FileAccounts `mapstructure:"accounts"`
 }
 
 // IDHeaderConfig is the identification header added to every relayed message.

@@ -17,8 +17,6 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/relaycap/relaycap/quota"
 )
 
 // systemPath is DefaultPath; tests point it elsewhere.
@@ -101,16 +99,14 @@ func load(path string, flags *pflag.FlagSet, useEnv bool) (*Config, error) {
 	}
 	var probs Problems
 	var extraNames map[string]string
+	var accounts accountSet
 	if path != "" {
-		raw, doc, err := readYAML(path)
+		raw, doc, err := readConfig(path, &accounts)
 		if err != nil {
 			return nil, err
 		}
 		probs = append(probs, decimalMode(doc)...)
 		probs = append(probs, caseClashes(raw, "")...)
-		quota, _ := raw["quota"].(map[string]any)
-		accounts, _ := quota["accounts"].(map[string]any)
-		probs = append(probs, nilAccounts(accounts, "quota.accounts")...)
 		extraNames = extraHeaderNames(raw)
 		if err := v.MergeConfigMap(raw); err != nil { // lowercases raw's keys in place
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -136,9 +132,14 @@ func load(path string, flags *pflag.FlagSet, useEnv bool) (*Config, error) {
 		probs = append(probs, decodeProblems(err, "")...)
 	}
 	if len(probs) > 0 { // a partly decoded config would only add noise
-		return nil, wrap(path, probs)
+		return nil, wrap(path, append(probs, accounts.probs...))
 	}
-	probs = append(probs, c.mergeAccountsFile()...)
+	if err := c.readAccountsFile(&accounts); err != nil {
+		probs = append(probs, "quota.accounts_file: "+err.Error())
+	}
+	tab, accountProbs := accounts.build()
+	c.Quota.Accounts = tab
+	probs = append(probs, accountProbs...)
 	c.fillDerived(extraNames)
 	if err := c.Validate(); err != nil {
 		var vp Problems
@@ -171,15 +172,6 @@ func (c *Config) fillDerived(extraNames map[string]string) {
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = "unix:" + filepath.Join(c.StateDir, "admin.sock")
 	}
-	if c.Quota.Accounts == nil {
-		c.Quota.Accounts = map[string]Account{}
-	}
-	for name, a := range c.Quota.Accounts {
-		if st, err := quota.ParseStatus(string(a.Status)); err == nil { // Validate reports the rest
-			a.Status = st
-			c.Quota.Accounts[name] = a
-		}
-	}
 	// Header names go into mail as written; viper lowercased them.
 	extra := make(map[string]string, len(c.IDHeader.Extra))
 	for name, val := range c.IDHeader.Extra {
@@ -191,8 +183,9 @@ func (c *Config) fillDerived(extraNames map[string]string) {
 	c.IDHeader.Extra = extra
 }
 
-// mergeAccountsFile reads Quota.AccountsFile into Quota.Accounts.
-func (c *Config) mergeAccountsFile() Problems {
+// readAccountsFile reads Quota.AccountsFile, if set, into set. A relative
+// path is relative to the config file's directory.
+func (c *Config) readAccountsFile(set *accountSet) error {
 	file := c.Quota.AccountsFile
 	if file == "" {
 		return nil
@@ -201,62 +194,7 @@ func (c *Config) mergeAccountsFile() Problems {
 		file = filepath.Join(filepath.Dir(c.Path), file)
 		c.Quota.AccountsFile = file
 	}
-	raw, _, err := readYAML(file)
-	if err != nil {
-		return Problems{"quota.accounts_file: " + err.Error()}
-	}
-	probs := append(caseClashes(raw, file), nilAccounts(raw, file)...)
-	lower := make(map[string]any, len(raw))
-	for k, v := range raw {
-		lower[strings.ToLower(k)] = v
-	}
-	var accounts map[string]Account
-	if err := decode(lower, &accounts); err != nil {
-		probs = append(probs, decodeProblems(err, file+": ")...)
-	}
-	if c.Quota.Accounts == nil {
-		c.Quota.Accounts = make(map[string]Account, len(accounts))
-	}
-	for _, name := range slices.Sorted(maps.Keys(accounts)) {
-		if _, dup := c.Quota.Accounts[name]; dup {
-			probs = append(probs, fmt.Sprintf("account %q is defined in both quota.accounts and %s", name, file))
-			continue
-		}
-		c.Quota.Accounts[name] = accounts[name]
-	}
-	return probs
-}
-
-// readYAML reads a YAML mapping. Only regular files: a config naming
-// /dev/zero or a FIFO must fail, not hang.
-func readYAML(path string) (map[string]any, *yaml.Node, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Parsed once: the node keeps how values were written (decimalMode),
-	// the map is what viper takes.
-	var doc yaml.Node
-	var m map[string]any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if err := doc.Decode(&m); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if m == nil {
-		// Most likely caught half-written by a reload: taking it as "no
-		// settings" would drop every account. {} says so on purpose.
-		return nil, nil, fmt.Errorf("%s: the file holds no settings (write {} if that is meant)", path)
-	}
-	return m, &doc, nil
+	return set.readAccountsFile(file)
 }
 
 // decimalMode reports socket.mode written as a plain number: YAML reads
@@ -284,18 +222,6 @@ func lookupNode(m *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
-}
-
-// nilAccounts reports accounts written with no value ("alice:"), which viper
-// would silently drop.
-func nilAccounts(accounts map[string]any, at string) Problems {
-	var p Problems
-	for _, name := range slices.Sorted(maps.Keys(accounts)) {
-		if accounts[name] == nil {
-			p = append(p, fmt.Sprintf("%s: account %q has no daily limit", at, strings.ToLower(name)))
-		}
-	}
-	return p
 }
 
 // caseClashes reports keys of one mapping that differ only in case: viper
@@ -334,7 +260,7 @@ func decode(input, out any) error {
 		ErrorUnused: true,
 		Result:      out,
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			durationHook, modeHook, accountHook, intListHook, stringScalarHook,
+			durationHook, modeHook, intListHook, stringScalarHook,
 		),
 	})
 	if err != nil {
@@ -383,7 +309,6 @@ func decodeProblems(err error, prefix string) Problems {
 var (
 	durationType = reflect.TypeFor[time.Duration]()
 	modeType     = reflect.TypeFor[fs.FileMode]()
-	accountType  = reflect.TypeFor[Account]()
 )
 
 // durationHook wants a unit: a bare 300 would otherwise be 300ns.
@@ -417,14 +342,6 @@ func modeHook(_, to reflect.Type, data any) (any, error) {
 		return fs.FileMode(v.Int()), nil
 	}
 	return nil, fmt.Errorf("%v is not an octal mode like \"0660\"", data)
-}
-
-// accountHook turns the short form "alice: 500" into the long form.
-func accountHook(from, to reflect.Type, data any) (any, error) {
-	if to != accountType || from.Kind() == reflect.Map {
-		return data, nil
-	}
-	return map[string]any{"daily_limit": data}, nil
 }
 
 // stringScalarHook parses numbers and booleans that arrive as strings (every

@@ -6,9 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
-	"github.com/relaycap/relaycap/quota"
 	"github.com/relaycap/relaycap/sockets"
 )
 
@@ -28,7 +26,7 @@ func (c *Config) Validate() error {
 	c.checkMilter(&ck)
 	c.checkPolicy(&ck)
 	c.checkQuota(&ck)
-	c.checkAccounts(&ck)
+	// The loader checks the accounts as it reads them, with their lines.
 	c.checkIDHeader(&ck)
 	c.checkStore(&ck)
 	c.checkLog(&ck)
@@ -107,26 +105,6 @@ func (c *Config) checkQuota(ck *checker) {
 	ck.oneOf("quota.over_quota", string(c.Quota.OverQuota), string(OverQuotaDefer), string(OverQuotaReject))
 	if c.Quota.HistoryDays < 1 {
 		ck.add("quota.history_days: %d is less than 1", c.Quota.HistoryDays)
-	}
-}
-
-func (c *Config) checkAccounts(ck *checker) {
-	statuses := make([]string, 0, 3)
-	for _, s := range quota.Statuses() {
-		statuses = append(statuses, string(s))
-	}
-	for _, name := range slices.Sorted(maps.Keys(c.Quota.Accounts)) {
-		a := c.Quota.Accounts[name]
-		key := fmt.Sprintf("quota.accounts[%s]", name)
-		if name == "" || strings.IndexFunc(name, unicode.IsSpace) >= 0 || strings.IndexFunc(name, unicode.IsControl) >= 0 {
-			ck.add("%s: %q is not a login name", key, name)
-		} else if name != strings.ToLower(name) {
-			ck.add("%s: account names must be lower case", key)
-		}
-		if a.DailyLimit < 0 {
-			ck.add("%s.daily_limit: %d is negative", key, a.DailyLimit)
-		}
-		ck.oneOf(key+".status", string(a.Status), statuses...)
 	}
 }
 

@@ -239,7 +239,7 @@ func (d *Daemon) Reload(cfg *config.Config) (err error) {
 	d.mu.Lock()
 	d.cfg, d.keys = &next, keys
 	d.mu.Unlock()
-	d.log.Info("config reloaded", "config", next.Path, "accounts", len(next.Quota.Accounts))
+	d.log.Info("config reloaded", "config", next.Path, "accounts", next.Quota.Accounts.Len())
 	return nil
 }
 
@@ -318,11 +318,7 @@ func (d *Daemon) closeAll() error {
 }
 
 func engineSettings(cfg *config.Config) quota.Settings {
-	accts := make(map[string]quota.Account, len(cfg.Quota.Accounts))
-	for name, a := range cfg.Quota.Accounts {
-		accts[name] = quota.Account{Name: name, DailyLimit: a.DailyLimit, Status: a.Status, DryRun: a.DryRun}
-	}
-	return quota.Settings{Location: cfg.Location, DefaultDailyLimit: cfg.Quota.DefaultDailyLimit, Accounts: accts,
+	return quota.Settings{Location: cfg.Location, DefaultDailyLimit: cfg.Quota.DefaultDailyLimit, Accounts: cfg.Quota.Accounts,
 		DryRun: cfg.Quota.Mode == config.ModeDryRun}
 }
 

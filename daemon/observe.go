@@ -116,13 +116,9 @@ func (d *Daemon) snapshot() metrics.Snapshot {
 // file does not override, as the engine resolves them on day (today's
 // top-ups included in the limit).
 func (d *Daemon) accounts(cfg *config.Config, day quota.Day) ([]quota.Account, error) {
-	file := engineSettings(cfg).Accounts
-	out := make([]quota.Account, 0, len(file))
-	for name, a := range file {
-		a.Name, a.Source = quota.NormalizeName(name), quota.FromFile
-		if a.Status == "" {
-			a.Status = quota.StatusActive
-		}
+	file := cfg.Quota.Accounts
+	out := make([]quota.Account, 0, file.Len())
+	for a := range file.All() {
 		out = append(out, a)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -133,7 +129,7 @@ func (d *Daemon) accounts(cfg *config.Config, day quota.Day) ([]quota.Account, e
 			return nil, err
 		}
 		for _, r := range page {
-			if _, ok := file[quota.NormalizeName(r.Name)]; ok {
+			if _, ok := file.Get(quota.NormalizeName(r.Name)); ok {
 				continue
 			}
 			out = append(out, quota.Account{Name: r.Name, DailyLimit: r.DailyLimit, TopUp: r.TopUp(day),

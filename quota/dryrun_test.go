@@ -11,11 +11,11 @@ func TestDryRunCountsPastTheLimit(t *testing.T) {
 		"sam":   {DailyLimit: 5, Status: StatusSuspended},
 		"tom":   {DailyLimit: 5, Status: StatusTerminated},
 	})
-	setSettings(t, e, Settings{Location: newYork, DryRun: true, Accounts: map[string]Account{
+	setSettings(t, e, Settings{Location: newYork, DryRun: true, Accounts: table(map[string]Account{
 		"alice": {DailyLimit: 2},
 		"sam":   {DailyLimit: 5, Status: StatusSuspended},
 		"tom":   {DailyLimit: 5, Status: StatusTerminated},
-	}})
+	})})
 	now := at("2026-11-27 10:00:00")
 	var txn Txn
 	var would []Verdict

@@ -8,8 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +18,9 @@ import (
 type Settings struct {
 	Location          *time.Location
 	DefaultDailyLimit int64
-	// Accounts are the file-managed accounts, keyed by NormalizeName.
-	Accounts map[string]Account
+	// Accounts are the file-managed accounts; nil is none. The engine
+	// shares the table, which nobody changes.
+	Accounts *FileAccounts
 	// DryRun computes and counts every limit decision but lets the relay
 	// through (Decision.WouldRefuse says what enforcing would have done);
 	// an Account's own DryRun does the same for that account.
@@ -97,17 +96,6 @@ func (e *Engine) SetSettings(s Settings) error {
 	if s.DefaultDailyLimit < 0 {
 		return errors.New("quota: negative default daily limit")
 	}
-	accts := make(map[string]Account, len(s.Accounts))
-	for name, a := range s.Accounts {
-		// An unknown status must not relay as if it were active.
-		st, err := ParseStatus(string(a.Status))
-		if err != nil {
-			return fmt.Errorf("quota: file account %q: %w", name, err)
-		}
-		a.Name, a.Source, a.Status = NormalizeName(name), FromFile, st
-		accts[a.Name] = a
-	}
-	s.Accounts = accts
 	e.settings.Store(&s)
 	return nil
 }
@@ -132,7 +120,7 @@ func (e *Engine) resolve(login string, now time.Time) (*Settings, Day, Account, 
 // so a reload in the middle of a call cannot mix two zones or two limits.
 func (e *Engine) lookup(s *Settings, login string, day Day) (Account, error) {
 	name := NormalizeName(login)
-	if a, ok := s.Accounts[name]; ok {
+	if a, ok := s.Accounts.Get(name); ok {
 		return a, nil
 	}
 	// The milter and policy callbacks have no context of their own; the
@@ -150,20 +138,13 @@ func (e *Engine) lookup(s *Settings, login string, day Day) (Account, error) {
 // FileManaged reports whether name is an account of the config file, which
 // the admin API must leave alone.
 func (e *Engine) FileManaged(name string) bool {
-	_, ok := e.settings.Load().Accounts[NormalizeName(name)]
+	_, ok := e.settings.Load().Accounts.Get(NormalizeName(name))
 	return ok
 }
 
-// FileAccounts lists the file-managed accounts in name order.
-func (e *Engine) FileAccounts() []Account {
-	accts := e.settings.Load().Accounts
-	out := make([]Account, 0, len(accts))
-	for _, a := range accts {
-		out = append(out, a)
-	}
-	slices.SortFunc(out, func(a, b Account) int { return strings.Compare(a.Name, b.Name) })
-	return out
-}
+// FileAccounts is the table of file-managed accounts in force (nil if
+// none); nobody changes it, a reload replaces it.
+func (e *Engine) FileAccounts() *FileAccounts { return e.settings.Load().Accounts }
 
 // Location is the zone days are counted in.
 func (e *Engine) Location() *time.Location { return e.settings.Load().Location }

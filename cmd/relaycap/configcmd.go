@@ -47,7 +47,7 @@ func newConfigCommand() *cobra.Command {
 				src = "built-in defaults"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "config OK (%s): %d file-managed accounts, zone %s, milter %s, policy %s\n",
-				src, len(cfg.Quota.Accounts), cfg.Quota.Timezone, cfg.Milter.Listen, cfg.Policy.Listen)
+				src, cfg.Quota.Accounts.Len(), cfg.Quota.Timezone, cfg.Milter.Listen, cfg.Policy.Listen)
 			return nil
 		},
 	}

@@ -67,7 +67,10 @@ func TestEngineOnBadgerNeverExceedsLimit(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	loc, _ := time.LoadLocation("America/New_York")
-	e, err := quota.NewEngine(s, s, quota.Settings{Location: loc, Accounts: map[string]quota.Account{"alice": {DailyLimit: 100}}})
+	var accts quota.FileAccountsBuilder
+	accts.Add([]byte("alice"), 100, quota.StatusActive, false)
+	tab, _ := accts.Build()
+	e, err := quota.NewEngine(s, s, quota.Settings{Location: loc, Accounts: tab})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,313 @@
+package config
+
+import (
+	"bytes"
+	"slices"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/relaycap/relaycap/quota"
+)
+
+// slowBatch is the most entries scanFast hands yaml.v3 in one piece: big
+// enough to amortize the parser, small enough to keep its nodes (about
+// 200 bytes a key) and its duplicate check (quadratic) small.
+const slowBatch = 256
+
+// scanFast adds the accounts of region, the lines of a block mapping whose
+// entries all start at one indent; firstLine is the number of its first
+// line. It reads the usual one-line entries itself (name: 500, "name": {daily_limit: 5,
+// status: suspended}) and gives every other entry, with the lines that
+// continue it, to yaml.v3 a few hundred at a time. It returns false if the
+// region is not such a mapping or yaml.v3 reads a piece differently; the
+// caller then rolls back and parses the whole file with yaml.v3.
+func (s *accountSet) scanFast(region []byte, firstLine int) bool {
+	// Room for an account a line, each line at least "n: 1\n" long.
+	lines := bytes.Count(region, []byte{'\n'}) + 1
+	s.b.Grow(lines, max(0, len(region)-3*lines))
+	s.lines = slices.Grow(s.lines, lines)
+	indent := -1
+	var cur fastEntry       // the entry being read
+	var batch slowPiece     // consecutive entries for yaml.v3
+	finish := func() bool { // ends cur
+		if !cur.started {
+			return true
+		}
+		if cur.fast && !cur.continued {
+			if !s.parseSlow(&batch, region, indent) {
+				return false
+			}
+			s.addFast(cur)
+			return true
+		}
+		if batch.n == 0 {
+			batch.start, batch.line = cur.start, cur.line
+		}
+		batch.end, batch.n = cur.end, batch.n+1
+		if batch.n >= slowBatch {
+			return s.parseSlow(&batch, region, indent)
+		}
+		return true
+	}
+	line := firstLine
+	for off := 0; off < len(region); line++ {
+		end := bytes.IndexByte(region[off:], '\n')
+		next := off + end + 1
+		if end < 0 {
+			end, next = len(region)-off, len(region)
+		}
+		text := bytes.TrimSuffix(region[off:off+end], []byte{'\r'})
+		start := off
+		off = next
+		rest := bytes.TrimLeft(text, " ")
+		ind := len(text) - len(rest)
+		if t := bytes.TrimLeft(rest, " \t"); len(t) == 0 || t[0] == '#' {
+			if cur.started {
+				cur.end = next
+			}
+			continue
+		}
+		if rest[0] == '\t' {
+			return false
+		}
+		if indent < 0 {
+			indent = ind
+		}
+		switch {
+		case ind < indent:
+			return false
+		case ind > indent:
+			if !cur.started {
+				return false
+			}
+			cur.continued, cur.end = true, next
+			continue
+		}
+		if !finish() {
+			return false
+		}
+		cur = fastEntry{started: true, start: start, end: next, line: line}
+		cur.name, cur.flow, cur.fast = fastLine(rest)
+	}
+	return finish() && s.parseSlow(&batch, region, indent)
+}
+
+type fastEntry struct {
+	started, fast, continued bool
+	start, end, line         int    // bytes of region; first line number
+	name                     []byte // in region
+	flow                     flowValue
+}
+
+type slowPiece struct{ start, end, line, n int }
+
+func (s *accountSet) addFast(e fastEntry) {
+	st := quota.StatusActive
+	switch string(e.flow.status) {
+	case "", "active":
+	case "suspended":
+		st = quota.StatusSuspended
+	case "terminated":
+		st = quota.StatusTerminated
+	default:
+		s.problem(e.line, "account %q: status %q is not one of active, suspended, terminated", e.name, e.flow.status)
+		return
+	}
+	s.add(e.line, e.name, e.flow.limit, st, e.flow.dryRun)
+}
+
+// parseSlow hands the batch to yaml.v3 and empties it.
+func (s *accountSet) parseSlow(b *slowPiece, region []byte, indent int) bool {
+	if b.n == 0 {
+		return true
+	}
+	piece := region[b.start:b.end]
+	if bytes.Contains(piece, []byte("\ufeff")) {
+		return false // a byte order mark starting a piece would be dropped, not read
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(dedent(piece, indent), &doc); err != nil {
+		return false
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode || len(doc.Content[0].Content) != 2*b.n {
+		return false
+	}
+	s.walk(doc.Content[0], b.line-1)
+	*b = slowPiece{}
+	return true
+}
+
+// dedent removes up to n leading spaces from each line.
+func dedent(p []byte, n int) []byte {
+	if n == 0 {
+		return p
+	}
+	out := make([]byte, 0, len(p))
+	for len(p) > 0 {
+		line := p
+		if i := bytes.IndexByte(p, '\n'); i >= 0 {
+			line, p = p[:i+1], p[i+1:]
+		} else {
+			p = nil
+		}
+		k := 0
+		for k < n && k < len(line) && line[k] == ' ' {
+			k++
+		}
+		out = append(out, line[k:]...)
+	}
+	return out
+}
+
+// fastLine reads one entry the way yaml.v3 would, if it is written in the
+// narrow form it knows: a plain name of [A-Za-z0-9_.@+-] or a quoted
+// printable ASCII one without escapes, ": ", and either a decimal limit or
+// {daily_limit: N, status: word, dry_run: true|false} in any order, then an
+// optional comment.
+// Anything else (an empty value, a multi-line value, a null name, an
+// anchor, a tag, another number form) is not fast.
+func fastLine(p []byte) (name []byte, v flowValue, fast bool) {
+	var i int
+	switch c := p[0]; {
+	case c == '"' || c == '\'':
+		j := 1
+		for j < len(p) && p[j] != c {
+			if p[j] < 0x20 || p[j] > 0x7e || p[j] == '\\' {
+				return
+			}
+			j++
+		}
+		if j == len(p) {
+			return
+		}
+		name, i = p[1:j], j+1
+	case plainStart(c):
+		for i < len(p) && plainChar(p[i]) {
+			i++
+		}
+		name = p[:i]
+		if n := string(name); n == "null" || n == "Null" || n == "NULL" {
+			return
+		}
+	default:
+		return
+	}
+	if i+1 >= len(p) || p[i] != ':' || p[i+1] != ' ' {
+		return
+	}
+	i = skipSpaces(p, i+1)
+	if i == len(p) || p[i] == '#' {
+		return // no value, or one on the next lines
+	}
+	var ok bool
+	if p[i] == '{' {
+		v, i, ok = fastFlow(p, i+1)
+	} else {
+		v.limit, i, ok = fastInt(p, i)
+	}
+	if !ok {
+		return nil, flowValue{}, false
+	}
+	if j := skipSpaces(p, i); j < len(p) && (j == i || p[j] != '#') {
+		return nil, flowValue{}, false
+	}
+	return name, v, true
+}
+
+// flowValue is an account's value: its limit, status as written ("" if
+// not) and dry_run.
+type flowValue struct {
+	limit  int64
+	status []byte
+	dryRun bool
+}
+
+// fastFlow reads the rest of {daily_limit: N, status: word, dry_run: bool}
+// (each key at most once, in any order) from p[i:].
+func fastFlow(p []byte, i int) (v flowValue, end int, ok bool) {
+	var seen [3]bool
+	for {
+		i = skipSpaces(p, i)
+		k := i
+		for i < len(p) && (p[i] >= 'a' && p[i] <= 'z' || p[i] == '_') {
+			i++
+		}
+		key := p[k:i]
+		if i+1 >= len(p) || p[i] != ':' || p[i+1] != ' ' {
+			return flowValue{}, 0, false
+		}
+		i = skipSpaces(p, i+1)
+		w := i
+		for i < len(p) && p[i] >= 'a' && p[i] <= 'z' {
+			i++
+		}
+		word := p[w:i]
+		wordEnds := len(word) > 0 && (i == len(p) || p[i] == ' ' || p[i] == ',' || p[i] == '}')
+		switch {
+		case string(key) == "daily_limit" && !seen[0]:
+			if v.limit, i, ok = fastInt(p, w); !ok {
+				return flowValue{}, 0, false
+			}
+			seen[0] = true
+		case string(key) == "status" && !seen[1] && wordEnds && string(word) != "null":
+			v.status, seen[1] = word, true
+		case string(key) == "dry_run" && !seen[2] && wordEnds && (string(word) == "true" || string(word) == "false"):
+			v.dryRun, seen[2] = string(word) == "true", true
+		default:
+			return flowValue{}, 0, false
+		}
+		i = skipSpaces(p, i)
+		if i == len(p) {
+			return flowValue{}, 0, false
+		}
+		switch p[i] {
+		case '}':
+			return v, i + 1, true
+		case ',':
+			i++
+		default:
+			return flowValue{}, 0, false
+		}
+	}
+}
+
+// fastInt reads -?(0|[1-9][0-9]*) of up to 18 digits, which a space, a
+// flow indicator or the line's end must follow.
+func fastInt(p []byte, i int) (n int64, end int, ok bool) {
+	start := i
+	if i < len(p) && p[i] == '-' {
+		i++
+	}
+	d := i
+	for i < len(p) && p[i] >= '0' && p[i] <= '9' {
+		i++
+	}
+	if i == d || i-d > 18 || p[d] == '0' && i-d > 1 {
+		return 0, 0, false
+	}
+	if i < len(p) && p[i] != ' ' && p[i] != ',' && p[i] != '}' {
+		return 0, 0, false
+	}
+	for _, c := range p[d:i] {
+		n = n*10 + int64(c-'0') // 18 digits cannot overflow
+	}
+	if p[start] == '-' {
+		n = -n
+	}
+	return n, i, true
+}
+
+func skipSpaces(p []byte, i int) int {
+	for i < len(p) && p[i] == ' ' {
+		i++
+	}
+	return i
+}
+
+func plainStart(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+func plainChar(c byte) bool {
+	return plainStart(c) || c == '.' || c == '@' || c == '+' || c == '-'
+}
