@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -28,6 +29,14 @@ a bad reload keeps the running config. SIGTERM drains open transactions
 (up to 10 s) and exits.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Catch signals first: reading a million accounts takes a
+			// moment, and a SIGHUP meanwhile (or right after READY=1) must
+			// not find the default action, which ends the process. Signals
+			// that arrive during the start wait in sig for run.
+			sig := make(chan os.Signal, 4)
+			signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+			defer signal.Stop(sig)
+			fmt.Fprintf(cmd.ErrOrStderr(), "relaycap: loading the configuration (%s)\n", configName(path))
 			cfg, err := config.Load(path, cmd.Flags())
 			if err != nil {
 				return exitError{2, err}
@@ -35,12 +44,6 @@ a bad reload keeps the running config. SIGTERM drains open transactions
 			level := new(slog.LevelVar)
 			log := newLogger(cmd.ErrOrStderr(), cfg.Log, level)
 			slog.SetDefault(log)
-			// Catch signals before the sockets exist: a SIGHUP that systemd
-			// sends right after READY=1 (or a client's first connection)
-			// must not find the default action, which ends the process.
-			sig := make(chan os.Signal, 4)
-			signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-			defer signal.Stop(sig)
 			d, err := daemon.Start(cfg, daemon.Options{Logger: log, Level: level, Version: version})
 			if err != nil {
 				var ce *daemon.ConfigError
@@ -50,7 +53,13 @@ a bad reload keeps the running config. SIGTERM drains open transactions
 				return exitError{1, err}
 			}
 			notify("READY=1")
-			return run(d, log, sig, func() (*config.Config, error) { return config.Reload(cfg, cmd.Flags()) })
+			returnMemory()
+			if n := len(sig); n > 0 {
+				log.Info("signals arrived during the start; handling them now", "signals", n)
+			}
+			// d.Config, not cfg: holding cfg would keep the first table of
+			// accounts alive through every reload.
+			return run(d, log, sig, func() (*config.Config, error) { return config.Reload(d.Config(), cmd.Flags()) })
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "config file (default "+config.DefaultPath+" if it exists)")
@@ -69,6 +78,9 @@ loop:
 				log.Info("shutting down", "signal", s.String(), "drain", daemon.DrainTimeout)
 				break loop
 			}
+			// SIGHUPs already waiting are answered by this reload, which
+			// reads the file after they came.
+			stop := coalesce(sig)
 			// Type=notify-reload wants the monotonic time with RELOADING=1,
 			// or systemctl reload fails.
 			notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
@@ -76,6 +88,11 @@ loop:
 				log.Error("reload failed; keeping the running config", "err", err)
 			}
 			notify("READY=1")
+			returnMemory()
+			if stop != nil {
+				log.Info("shutting down", "signal", stop.String(), "drain", daemon.DrainTimeout)
+				break loop
+			}
 		case err := <-d.Err():
 			log.Error("listener failed", "err", err)
 			failure = err
@@ -93,6 +110,34 @@ loop:
 		return exitError{1, failure}
 	}
 	return nil
+}
+
+// returnMemory gives the kernel back what reading the config took (for a
+// million accounts, some hundred MB for a second). The Go runtime would
+// return it only slowly, and two reloads in a row would stack.
+func returnMemory() { debug.FreeOSMemory() }
+
+// coalesce takes the signals waiting in sig: the SIGHUPs are dropped, and
+// the first other one is returned.
+func coalesce(sig <-chan os.Signal) (stop os.Signal) {
+	for {
+		select {
+		case s := <-sig:
+			if s != syscall.SIGHUP && stop == nil {
+				stop = s
+			}
+		default:
+			return stop
+		}
+	}
+}
+
+// configName is what serve says it loads.
+func configName(path string) string {
+	if path != "" {
+		return path
+	}
+	return config.DefaultPath + " if it exists, else the built-in defaults"
 }
 
 func newLogger(w io.Writer, c config.LogConfig, level *slog.LevelVar) *slog.Logger {
