@@ -7,7 +7,7 @@ BIN     := relaycap
 # `make run` keeps its state and key here (the embedded default state_dir).
 STATE   := ./relaycap-data
 
-.PHONY: help build run test vet fmt-check bench load bench-floor fuzz clean monitoring-deps
+.PHONY: help build run test vet fmt-check bench bench-config load bench-floor fuzz clean monitoring-deps
 
 help:
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -34,6 +34,10 @@ fmt-check:
 
 bench: ## benchmarks: engine, policy request, milter transaction, token seal/open, admin purchase/usage
 	$(GO) test -run '^$$' -bench . -benchmem ./quota/... ./daemon/ ./idheader/ ./metrics/ ./admin/
+
+SIZES ?= 10000,100000,1000000
+bench-config: build ## config check, serve ready, 10 SIGHUP reloads under policy load and RSS, for SIZES accounts
+	$(GO) run ./test/load/configbench -bin ./$(BIN) -sizes $(SIZES)
 
 load: ## RSS and rate after 100000 accounts each commit one relay (ACCOUNTS=n)
 	test/load/run.sh $(or $(ACCOUNTS),100000)
