@@ -39,14 +39,27 @@ done
 rpm -qpl "$rpm" | grep -qx /usr/bin/relaycap || fail "rpm lacks /usr/bin/relaycap"
 
 section "reproducible: a second build with SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH"
-keep=$(mktemp -d)
-cp "$deb" "$rpm" "$keep/"
-make --no-print-directory deb rpm >/dev/null
-for f in "$deb" "$rpm"; do
-	cmp "$keep/$(basename "$f")" "$f" || fail "$f differs between two builds"
-	echo "identical: $(sha256sum "$f")"
-done
-rm -rf "$keep"
+# From a clean checkout of the same commit in another folder when the tree
+# is clean (CI's is), so the build path cannot leak in; else in place.
+second=$(mktemp -d)
+if [ -z "$(git status --porcelain 2>/dev/null)" ] && git worktree add --detach -q "$second/src" HEAD; then
+	echo "second build in $second/src (git worktree of $(git rev-parse --short HEAD))"
+	make --no-print-directory -C "$second/src" deb rpm >/dev/null
+	for f in "$deb" "$rpm"; do
+		cmp "$f" "$second/src/$f" || fail "$f differs between two builds"
+		echo "identical: $(sha256sum "$f")"
+	done
+	git worktree remove --force "$second/src"
+else
+	echo "the tree has local changes: second build in place"
+	cp "$deb" "$rpm" "$second/"
+	make --no-print-directory deb rpm >/dev/null
+	for f in "$deb" "$rpm"; do
+		cmp "$second/$(basename "$f")" "$f" || fail "$f differs between two builds"
+		echo "identical: $(sha256sum "$f")"
+	done
+fi
+rm -rf "$second"
 
 section "install test on this machine (test/install)"
 RELAYCAP_DEB=$(realpath "$deb") $GO test -tags 'e2e install' -count=1 -v -timeout 10m ./test/install/
