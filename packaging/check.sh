@@ -17,7 +17,16 @@ section "rpmlint $rpm (no errors but the missing signature)"
 # it with a plain `cpio -id`, which as root would write the package into /.
 # A cpio first in PATH adds --no-absolute-filenames.
 shim=$(mktemp -d)
-trap 'rm -rf "$shim"' EXIT
+second=
+cleanup() {
+	rm -rf "$shim"
+	if [ -n "$second" ]; then
+		[ -d "$second/src" ] && git worktree remove --force "$second/src" 2>/dev/null
+		rm -rf "$second"
+	fi
+	return 0
+}
+trap cleanup EXIT
 printf '#!/bin/sh\nexec /usr/bin/cpio --no-absolute-filenames "$@"\n' > "$shim/cpio"
 chmod 0755 "$shim/cpio"
 out=$(PATH="$shim:$PATH" rpmlint -c packaging/rpmlint.toml "$rpm" 2>&1) || true
@@ -49,7 +58,6 @@ if [ -z "$(git status --porcelain 2>/dev/null)" ] && git worktree add --detach -
 		cmp "$f" "$second/src/$f" || fail "$f differs between two builds"
 		echo "identical: $(sha256sum "$f")"
 	done
-	git worktree remove --force "$second/src"
 else
 	echo "the tree has local changes: second build in place"
 	cp "$deb" "$rpm" "$second/"
@@ -59,7 +67,5 @@ else
 		echo "identical: $(sha256sum "$f")"
 	done
 fi
-rm -rf "$second"
-
 section "install test on this machine (test/install)"
 RELAYCAP_DEB=$(realpath "$deb") $GO test -tags 'e2e install' -count=1 -v -timeout 10m ./test/install/
