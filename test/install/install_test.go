@@ -136,6 +136,18 @@ func TestInstall(t *testing.T) {
 		}
 	})
 
+	step(t, "dpkg -r keeps the config, the keys and the state", func(t *testing.T) {
+		t.Log(run(t, "dpkg", "-r", "relaycap"))
+		if _, err := os.Stat("/usr/bin/relaycap"); err == nil {
+			t.Errorf("/usr/bin/relaycap is still there after dpkg -r")
+		}
+		for _, p := range []string{confPath, keysPath, "/var/lib/relaycap", sockDir} {
+			if _, err := os.Stat(p); err != nil {
+				t.Errorf("dpkg -r removed %s: %v", p, err)
+			}
+		}
+	})
+
 	step(t, "dpkg --purge removes what it should and nothing else", func(t *testing.T) {
 		t.Log(run(t, "dpkg", "--purge", "relaycap"))
 		for _, p := range []string{"/usr/bin/relaycap", "/etc/relaycap", "/var/lib/relaycap", sockDir, "/run/relaycap",
