@@ -124,7 +124,7 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	// account goes through the admin API below: lookups can come from
 	// memory. (A store shared by several hosts must not be cached.)
 	d.accountsStore = quota.NewAccountCache(d.metrics.WrapAccounts(store), accountCacheSize)
-	if d.engine, err = quota.NewEngine(d.metrics.WrapStore(store), d.accountsStore, engineSettings(cfg)); err != nil {
+	if d.engine, err = quota.NewEngine(quota.NewLocal(d.metrics.WrapStore(store), time.Minute), d.accountsStore, engineSettings(cfg)); err != nil {
 		return nil, err
 	}
 	if err := d.startNotify(cfg, o); err != nil {
@@ -319,7 +319,14 @@ func (d *Daemon) closeAll() error {
 
 func engineSettings(cfg *config.Config) quota.Settings {
 	return quota.Settings{Location: cfg.Location, DefaultDailyLimit: cfg.Quota.DefaultDailyLimit, Accounts: cfg.Quota.Accounts,
-		DryRun: cfg.Quota.Mode == config.ModeDryRun}
+		DryRun: cfg.Quota.Mode == config.ModeDryRun, HoldTTL: holdTTL(cfg)}
+}
+
+// holdTTL is how long a reservation outlives its RCPT. No milter callback
+// arrives during DATA, so it must outlast milter.read_timeout; on Badger the
+// holds live in the process and end with their session anyway.
+func holdTTL(cfg *config.Config) time.Duration {
+	return cfg.Milter.ReadTimeout + cfg.Milter.WriteTimeout + time.Minute
 }
 
 func policySettings(cfg *config.Config) policy.Settings {

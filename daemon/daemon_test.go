@@ -59,7 +59,7 @@ func TestAbortAndCloseRelease(t *testing.T) {
 	}
 	s.s.Close() // connection lost with 3 reserved
 	waitFor(t, "reservations released after close", func() bool {
-		d, err := td.Engine().Check("alice", td.clock.now())
+		d, err := td.Engine().Check(context.Background(), "alice", td.clock.now())
 		return err == nil && d.Reserved == 0
 	})
 	if d := td.check(t, "alice"); d.Used != 0 {
@@ -145,7 +145,7 @@ func TestConcurrentSessionsNeverExceedLimit(t *testing.T) {
 			})
 		}
 	})
-	d, err := td.Engine().Check("alice", td.clock.now())
+	d, err := td.Engine().Check(context.Background(), "alice", td.clock.now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -297,7 +297,7 @@ func wantDecision(t testing.TB, logs, account string, want map[string]string) {
 // fails the test on an error, so no assertion reads a zero Decision.
 func (td *testDaemon) check(t testing.TB, login string) quota.Decision {
 	t.Helper()
-	d, err := td.Engine().Check(login, td.clock.now())
+	d, err := td.Engine().Check(context.Background(), login, td.clock.now())
 	if err != nil {
 		t.Fatalf("check %s: %v", login, err)
 	}

@@ -225,7 +225,7 @@ func TestRelaysCommittedEqualDecisionLines(t *testing.T) {
 	sum, lines := sumAccepted(t, td.logs.String())
 	var stored int64
 	for i := range accounts {
-		d, err := td.Engine().Check(fmt.Sprintf("load%d", i), td.clock.now())
+		d, err := td.Engine().Check(context.Background(), fmt.Sprintf("load%d", i), td.clock.now())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -29,7 +30,7 @@ func serve(t testing.TB, store stores, set Settings) (sock string, engine *quota
 		t.Cleanup(func() { bs.Close() })
 		store = bs
 	}
-	engine, err := quota.NewEngine(store, store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 2})
+	engine, err := quota.NewEngine(quota.NewLocal(store, time.Hour), store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 2, HoldTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func waitIdle(t *testing.T, engine *quota.Engine) quota.Decision {
 // check asks the engine about alice at testNow; an error fails the test.
 func check(t *testing.T, engine *quota.Engine) quota.Decision {
 	t.Helper()
-	d, err := engine.Check("alice", testNow)
+	d, err := engine.Check(context.Background(), "alice", testNow)
 	if err != nil {
 		t.Fatalf("check alice: %v", err)
 	}

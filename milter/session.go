@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"time"
@@ -35,7 +36,10 @@ func (s *session) reset() {
 	if n := s.txn.Reserved(); n > 0 {
 		s.srv.obs.Held(-n)
 	}
-	s.srv.engine.Release(&s.txn)
+	if err := s.srv.engine.Release(context.Background(), &s.txn); err != nil {
+		// The holds expire on their own; until then they only cost capacity.
+		s.srv.log.Warn("release failed", "err", err)
+	}
 	s.set, s.login, s.refused, s.wouldRefuse, s.strip, s.messageID = nil, "", 0, 0, nil, ""
 }
 
@@ -72,7 +76,7 @@ func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter
 	if s.login == "" {
 		return gomilter.RespContinue, nil
 	}
-	d, err := s.srv.engine.Reserve(&s.txn, s.login, s.srv.now())
+	d, err := s.srv.engine.Reserve(context.Background(), &s.txn, s.login, s.srv.now())
 	if err != nil {
 		s.refused++
 		s.srv.obs.Refused("tempfail")
@@ -135,7 +139,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 	if err := s.addHeaders(m, token); err != nil {
 		return nil, err // the connection is broken; Cleanup releases
 	}
-	d, err := s.srv.engine.Commit(&s.txn, now)
+	d, err := s.srv.engine.Commit(context.Background(), &s.txn, now)
 	s.srv.obs.Held(-accepted) // committed or, on an error or a refusal, dropped
 	if err != nil {
 		s.logNothingCounted(queueID, accepted, "tempfail", err)

@@ -234,7 +234,7 @@ func (s *Server) decide(req Request) []byte {
 		return dunno
 	}
 	now := s.now()
-	d, err := s.engine.Check(login, now)
+	d, err := s.engine.Check(context.Background(), login, now)
 	if err != nil {
 		s.log.Error("policy check failed", "account", login, "err", err)
 		s.obs.Refused("tempfail")

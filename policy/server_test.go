@@ -33,7 +33,7 @@ func openStore(t *testing.T) *badgerstore.Store {
 // a socket in a temp dir and returns it with one client connection.
 func servePolicy(t *testing.T, store stores, o Options) (*Server, net.Conn) {
 	t.Helper()
-	engine, err := quota.NewEngine(store, store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 10})
+	engine, err := quota.NewEngine(quota.NewLocal(store, time.Hour), store, quota.Settings{Location: time.UTC, DefaultDailyLimit: 10, HoldTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package quota
 
 import (
 	"testing"
+	"time"
 
 	"github.com/relaycap/relaycap/internal/benchutil"
 )
@@ -11,7 +12,7 @@ import (
 // badgerstore's benchmark adds the database.
 func BenchmarkEngineReserveCommit(b *testing.B) {
 	st := newMemStore()
-	e, err := NewEngine(st, st, Settings{Location: newYork, DefaultDailyLimit: 1 << 40})
+	e, err := NewEngine(NewLocal(st, time.Minute), st, Settings{HoldTTL: time.Hour, Location: newYork, DefaultDailyLimit: 1 << 40})
 	if err != nil {
 		b.Fatal(err)
 	}

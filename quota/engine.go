@@ -1,14 +1,18 @@
 // Package quota is relaycap's domain: accounts, daily limits, calendar days
 // in one zone, and the reserve / commit / release cycle that counts relays.
 // It does no I/O of its own and never reads the clock: every call that
-// depends on the time takes it as now.
+// depends on the time takes it as now. The atomicity of the count belongs
+// to a Counter (Local for one host, a shared store for several).
 package quota
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
+	"math"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -25,6 +29,9 @@ type Settings struct {
 	// through (Decision.WouldRefuse says what enforcing would have done);
 	// an Account's own DryRun does the same for that account.
 	DryRun bool
+	// HoldTTL is how long a reservation lasts without its commit: it must
+	// outlast the longest silence between RCPT and end of message.
+	HoldTTL time.Duration
 }
 
 // Txn is one message's reservations. It belongs to one milter session and
@@ -32,8 +39,9 @@ type Settings struct {
 // its recipient was accepted on, so a message whose RCPTs straddle midnight
 // counts on both days.
 type Txn struct {
+	id      string // unique across hosts: the commit's idempotency key
 	account string
-	days    []DayCount // in order of first use; rarely more than one
+	holds   []Hold
 }
 
 // Account is the login the transaction reserves for ("" before the first).
@@ -42,45 +50,32 @@ func (t *Txn) Account() string { return t.account }
 // Reserved is the number of relays the transaction holds.
 func (t *Txn) Reserved() int64 {
 	var n int64
-	for _, dc := range t.days {
-		n += dc.N
+	for _, h := range t.holds {
+		n += h.N
 	}
 	return n
 }
 
-func (t *Txn) add(day Day) {
-	if last := len(t.days) - 1; last >= 0 && t.days[last].Day == day {
-		t.days[last].N++
-		return
-	}
-	t.days = append(t.days, DayCount{day, 1})
-}
-
-// Engine decides and counts relays. Reservations live in memory (one process
-// owns the store); commits go to the Store. Every operation on one account
-// holds that account's lock, so check-and-reserve is atomic and concurrent
-// commits never conflict.
+// Engine decides and counts relays: it resolves accounts, applies their
+// status and the calendar, and asks its Counter for the count, which is
+// atomic there.
 type Engine struct {
-	store    Store
+	counter  Counter
 	accounts Accounts
 	settings atomic.Pointer[Settings]
 
-	mu    sync.Mutex
-	accts map[string]*acctState
+	idPrefix string // random per engine, so hold ids are unique across hosts
+	nextTxn  atomic.Uint64
 }
 
-// acctState exists only while someone works on the account or holds a
-// reservation for it, so memory grows with open transactions, not accounts.
-type acctState struct {
-	mu       sync.Mutex
-	refs     int           // guarded by Engine.mu
-	reserved map[Day]int64 // guarded by mu
-}
-
-// NewEngine returns an engine counting in store, with the store-managed
+// NewEngine returns an engine counting on c, with the store-managed
 // accounts in accounts and the given settings.
-func NewEngine(store Store, accounts Accounts, s Settings) (*Engine, error) {
-	e := &Engine{store: store, accounts: accounts, accts: make(map[string]*acctState)}
+func NewEngine(c Counter, accounts Accounts, s Settings) (*Engine, error) {
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return nil, err
+	}
+	e := &Engine{counter: c, accounts: accounts, idPrefix: hex.EncodeToString(r[:]) + "-"}
 	if err := e.SetSettings(s); err != nil {
 		return nil, err
 	}
@@ -96,6 +91,9 @@ func (e *Engine) SetSettings(s Settings) error {
 	if s.DefaultDailyLimit < 0 {
 		return errors.New("quota: negative default daily limit")
 	}
+	if s.HoldTTL <= 0 {
+		return errors.New("quota: settings without a hold ttl")
+	}
 	e.settings.Store(&s)
 	return nil
 }
@@ -103,29 +101,18 @@ func (e *Engine) SetSettings(s Settings) error {
 // Lookup resolves a login on day: a file-managed account wins over a
 // store-managed one; any other login gets the default daily limit. A
 // store-managed account's TopUp is what was bought for day alone.
-func (e *Engine) Lookup(login string, day Day) (Account, error) {
-	return e.lookup(e.settings.Load(), login, day)
-}
-
-// resolve loads the settings once and resolves login on now's day with
-// them, for a call that then decides with the same snapshot.
-func (e *Engine) resolve(login string, now time.Time) (*Settings, Day, Account, error) {
-	s := e.settings.Load()
-	day := DayOf(now, s.Location)
-	acct, err := e.lookup(s, login, day)
-	return s, day, acct, err
+func (e *Engine) Lookup(ctx context.Context, login string, day Day) (Account, error) {
+	return e.lookup(ctx, e.settings.Load(), login, day)
 }
 
 // Each public call loads the settings once and decides with that snapshot,
 // so a reload in the middle of a call cannot mix two zones or two limits.
-func (e *Engine) lookup(s *Settings, login string, day Day) (Account, error) {
+func (e *Engine) lookup(ctx context.Context, s *Settings, login string, day Day) (Account, error) {
 	name := NormalizeName(login)
 	if a, ok := s.Accounts.Get(name); ok {
 		return a, nil
 	}
-	// The milter and policy callbacks have no context of their own; the
-	// store's own timeouts bound this read.
-	r, ok, err := e.accounts.Account(context.Background(), name)
+	r, ok, err := e.accounts.Account(ctx, name)
 	if err != nil {
 		return Account{}, fmt.Errorf("%w: account %q: %w", ErrStore, name, err)
 	}
@@ -149,103 +136,165 @@ func (e *Engine) FileAccounts() *FileAccounts { return e.settings.Load().Account
 // Location is the zone days are counted in.
 func (e *Engine) Location() *time.Location { return e.settings.Load().Location }
 
-// Usage is login's day so far: what Check sees, without a verdict on one
-// more relay, and with the usage also of a suspended account.
-func (e *Engine) Usage(login string, now time.Time) (Decision, error) {
-	s, day, acct, err := e.resolve(login, now)
+// Usage is login's day so far on every host: what Check sees, without a
+// verdict on one more relay, and with the usage also of a suspended account.
+func (e *Engine) Usage(ctx context.Context, login string, now time.Time) (Decision, error) {
+	s := e.settings.Load()
+	d, err := e.start(ctx, s, login, now)
 	if err != nil {
 		return Decision{}, err
 	}
-	used, err := e.store.Usage(acct.Name, day)
-	if err != nil {
-		return Decision{}, fmt.Errorf("%w: usage of %q on %s: %w", ErrStore, acct.Name, day, err)
+	c, err := e.counter.Peek(ctx, d.Account.Name, d.Day, now)
+	if err != nil && !errors.Is(err, ErrReadOnly) {
+		return Decision{}, fmt.Errorf("%w: usage of %q on %s: %w", ErrStore, d.Account.Name, d.Day, err)
 	}
-	st := e.lock(acct.Name)
-	defer e.unlock(acct.Name, st)
-	d := Decision{Account: acct, Day: day, Used: used, Reserved: st.reserved[day],
-		Limit: acct.Limit(), ResetAt: NextMidnight(now, s.Location), DryRun: s.DryRun || acct.DryRun}
-	d.Verdict = verdictOf(acct.Status)
+	d.Used, d.Reserved = c.Used, c.Reserved
+	d.Verdict = verdictOf(d.Account.Status)
 	return d, nil
 }
 
 // Check answers whether login may relay one more recipient now, counting the
-// reservations of open transactions. It changes nothing: the policy service
-// uses it as the early gate.
-func (e *Engine) Check(login string, now time.Time) (Decision, error) {
-	s, day, acct, err := e.resolve(login, now)
-	if err != nil {
-		return Decision{}, err
+// reservations of open transactions on every host. It changes nothing: the
+// policy service uses it as the early gate.
+func (e *Engine) Check(ctx context.Context, login string, now time.Time) (Decision, error) {
+	s := e.settings.Load()
+	d, err := e.start(ctx, s, login, now)
+	if err != nil || d.Verdict != Allowed {
+		return d, err
 	}
-	st := e.lock(acct.Name)
-	defer e.unlock(acct.Name, st)
-	return e.decide(s, acct, day, st, now)
+	c, err := e.counter.Peek(ctx, d.Account.Name, d.Day, now)
+	if err != nil && !errors.Is(err, ErrReadOnly) {
+		return Decision{}, fmt.Errorf("%w: usage of %q on %s: %w", ErrStore, d.Account.Name, d.Day, err)
+	}
+	d.Used, d.Reserved = c.Used, c.Reserved
+	if c.Used+c.Reserved+1 > d.Limit {
+		if !d.DryRun {
+			d.Verdict = OverQuota
+			return d, nil
+		}
+		d.WouldRefuse = OverQuota
+	}
+	if err != nil { // read-only: the relay would be allowed, its commit would fail
+		return Decision{}, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	return d, nil
 }
 
 // Reserve holds one relay for login in txn if used + reserved + 1 <= limit.
 // A refused reservation leaves txn as it was.
-func (e *Engine) Reserve(txn *Txn, login string, now time.Time) (Decision, error) {
-	s, day, acct, err := e.resolve(login, now)
+func (e *Engine) Reserve(ctx context.Context, txn *Txn, login string, now time.Time) (Decision, error) {
+	s := e.settings.Load()
+	d, err := e.start(ctx, s, login, now)
 	if err != nil {
 		return Decision{}, err
 	}
-	if len(txn.days) > 0 && txn.account != acct.Name {
-		return Decision{}, fmt.Errorf("quota: transaction of %q cannot reserve for %q", txn.account, acct.Name)
+	if len(txn.holds) > 0 && txn.account != d.Account.Name {
+		return Decision{}, fmt.Errorf("quota: transaction of %q cannot reserve for %q", txn.account, d.Account.Name)
 	}
-	st := e.lock(acct.Name)
-	defer e.unlock(acct.Name, st)
-	d, err := e.decide(s, acct, day, st, now)
-	if err != nil || !d.Allowed() {
-		return d, err
+	if d.Verdict != Allowed {
+		return d, nil
 	}
-	st.reserved[day]++
-	d.Reserved++
-	txn.account = acct.Name
-	txn.add(day)
+	if txn.id == "" {
+		txn.id = e.idPrefix + strconv.FormatUint(e.nextTxn.Add(1), 36)
+	}
+	// A hold id is reused after a failed call: if the store granted it
+	// anyway, the retry finds it instead of holding a second relay.
+	h := Hold{
+		ID:      txn.id + "." + strconv.Itoa(len(txn.holds)),
+		Account: d.Account.Name, Day: d.Day, N: 1,
+		Expires: now.Add(s.HoldTTL),
+	}
+	c, granted, err := e.counter.Reserve(ctx, h, countLimit(d), now)
+	if err != nil {
+		return Decision{}, fmt.Errorf("%w: reserve for %q on %s: %w", ErrStore, d.Account.Name, d.Day, err)
+	}
+	d.Used, d.Reserved = c.Used, c.Reserved
+	if !granted {
+		d.Verdict = OverQuota
+		return d, nil
+	}
+	if c.Used+c.Reserved > d.Limit { // only in dry run
+		d.WouldRefuse = OverQuota
+	}
+	txn.account = d.Account.Name
+	txn.holds = append(txn.holds, h)
 	return d, nil
 }
 
 // Commit adds txn's reserved relays to their days' usage, durably and in
-// one write, and empties txn. An account suspended or terminated since its
-// recipients were reserved gets that verdict instead: the message is
-// refused, its reservations are released and nothing is counted. On a
-// store failure nothing is counted, the reservations are dropped, and the
-// error wraps ErrStore. The decision reports the last day the transaction
+// one call of the counter, and empties txn. An account suspended or
+// terminated since its recipients were reserved gets that verdict instead:
+// the message is refused, its reservations are released and nothing is
+// counted. On a failure nothing is counted, the reservations are released,
+// and the error wraps ErrStore (and ErrHoldLost for a hold that expired
+// with no room left). The decision reports the last day the transaction
 // reserved on.
-func (e *Engine) Commit(txn *Txn, now time.Time) (Decision, error) {
-	if len(txn.days) == 0 {
+func (e *Engine) Commit(ctx context.Context, txn *Txn, now time.Time) (Decision, error) {
+	if len(txn.holds) == 0 {
 		return Decision{}, nil
 	}
 	s := e.settings.Load()
-	last := len(txn.days) - 1
-	day := txn.days[last].Day
-	acct, lookupErr := e.lookup(s, txn.account, day)
-	st := e.lock(txn.account)
-	defer e.unlock(txn.account, st)
-	days := txn.days
-	for _, dc := range days {
-		st.drop(dc.Day, dc.N)
-	}
+	id, holds := txn.id, txn.holds
 	*txn = Txn{}
-	if lookupErr != nil {
-		return Decision{}, lookupErr
+	day := holds[len(holds)-1].Day
+	acct, err := e.lookup(ctx, s, holds[0].Account, day)
+	if err != nil {
+		e.release(ctx, holds)
+		return Decision{}, err
 	}
 	d := Decision{
-		Verdict:  verdictOf(acct.Status),
-		Account:  acct,
-		Day:      day,
-		Reserved: st.reserved[day],
-		Limit:    acct.Limit(),
-		ResetAt:  NextMidnight(now, s.Location),
+		Verdict: verdictOf(acct.Status),
+		Account: acct,
+		Day:     day,
+		Limit:   acct.Limit(),
+		ResetAt: NextMidnight(now, s.Location),
+		DryRun:  s.DryRun || acct.DryRun,
 	}
 	if !d.Allowed() {
+		e.release(ctx, holds)
 		return d, nil
 	}
-	totals, err := e.store.AddUsage(acct.Name, days)
+	totals, err := e.counter.Commit(ctx, id, holds, countLimit(d), now)
 	if err != nil {
-		return Decision{}, fmt.Errorf("%w: commit %v relays of %q: %w", ErrStore, days, acct.Name, err)
+		// The commit may have failed before the holds were consumed.
+		e.release(ctx, holds)
+		return Decision{}, fmt.Errorf("%w: commit %d relays of %q: %w", ErrStore, len(holds), acct.Name, err)
 	}
-	d.Used = totals[last]
+	d.Used = totals[len(totals)-1].N
 	return d, nil
+}
+
+// Release drops txn's reservations without counting them (abort, RSET, a
+// new MAIL, a lost connection) and empties txn. A failure only strands the
+// holds until they expire.
+func (e *Engine) Release(ctx context.Context, txn *Txn) error {
+	if len(txn.holds) == 0 {
+		return nil
+	}
+	holds := txn.holds
+	*txn = Txn{}
+	if err := e.counter.Release(ctx, holds); err != nil {
+		return fmt.Errorf("%w: release %d relays of %q: %w", ErrStore, len(holds), holds[0].Account, err)
+	}
+	return nil
+}
+
+// release drops holds after a commit that did not happen; the holds expire
+// anyway if it fails, so there is nothing more to do about an error.
+func (e *Engine) release(ctx context.Context, holds []Hold) {
+	e.counter.Release(context.WithoutCancel(ctx), holds)
+}
+
+// noLimit is the limit a dry run counts against: none a day can reach.
+const noLimit = math.MaxInt64 / 4
+
+// countLimit is the limit the counter enforces for d: its own, or none in
+// dry run, which counts past it and only reports (WouldRefuse).
+func countLimit(d Decision) int64 {
+	if d.DryRun {
+		return noLimit
+	}
+	return d.Limit
 }
 
 // verdictOf is the verdict an account's status alone gives.
@@ -262,88 +311,24 @@ func verdictOf(s Status) Verdict {
 	return NoVerdict
 }
 
-// Release drops txn's reservations without counting them (abort, RSET, a
-// new MAIL, a lost connection) and empties txn.
-func (e *Engine) Release(txn *Txn) {
-	if len(txn.days) == 0 {
-		return
-	}
-	st := e.lock(txn.account)
-	for _, dc := range txn.days {
-		st.drop(dc.Day, dc.N)
-	}
-	e.unlock(txn.account, st)
-	*txn = Txn{}
-}
-
-// decide computes the verdict for one more relay with the settings s; the
-// caller holds st.
-func (e *Engine) decide(s *Settings, acct Account, day Day, st *acctState, now time.Time) (Decision, error) {
-	d := Decision{
-		Account:  acct,
-		Day:      day,
-		Limit:    acct.Limit(),
-		Reserved: st.reserved[day],
-		ResetAt:  NextMidnight(now, s.Location),
-		DryRun:   s.DryRun || acct.DryRun,
-	}
-	switch {
-	case acct.Status == StatusSuspended:
-		d.Verdict = Suspended
-		return d, nil
-	case acct.Status == StatusTerminated:
-		d.Verdict = Terminated
-		return d, nil
-	case d.Limit <= 0:
-		d.Verdict = NotProvisioned
-		return d, nil
-	}
-	used, err := e.store.Usage(acct.Name, day)
+// start resolves login on now's day and applies its status and limit: the
+// verdict is Allowed only if the count is still to be asked.
+func (e *Engine) start(ctx context.Context, s *Settings, login string, now time.Time) (Decision, error) {
+	day := DayOf(now, s.Location)
+	acct, err := e.lookup(ctx, s, login, day)
 	if err != nil {
-		return Decision{}, fmt.Errorf("%w: usage of %q on %s: %w", ErrStore, acct.Name, day, err)
+		return Decision{}, err
 	}
-	d.Used = used
-	if used+d.Reserved+1 > d.Limit {
-		if !d.DryRun {
-			d.Verdict = OverQuota
-			return d, nil
-		}
-		d.WouldRefuse = OverQuota
+	d := Decision{
+		Verdict: verdictOf(acct.Status),
+		Account: acct,
+		Day:     day,
+		Limit:   acct.Limit(),
+		ResetAt: NextMidnight(now, s.Location),
+		DryRun:  s.DryRun || acct.DryRun,
 	}
-	// Only a relay that would be allowed needs a write at commit.
-	if err := e.store.Writable(); err != nil {
-		return Decision{}, fmt.Errorf("%w: %w", ErrStore, err)
+	if d.Verdict == Allowed && d.Limit <= 0 {
+		d.Verdict = NotProvisioned
 	}
-	d.Verdict = Allowed
 	return d, nil
-}
-
-func (e *Engine) lock(name string) *acctState {
-	e.mu.Lock()
-	st := e.accts[name]
-	if st == nil {
-		st = &acctState{reserved: make(map[Day]int64)}
-		e.accts[name] = st
-	}
-	st.refs++
-	e.mu.Unlock()
-	st.mu.Lock()
-	return st
-}
-
-func (e *Engine) unlock(name string, st *acctState) {
-	st.mu.Unlock()
-	e.mu.Lock()
-	st.refs--
-	// With no refs left nobody holds st.mu, so reading reserved is safe.
-	if st.refs == 0 && len(st.reserved) == 0 {
-		delete(e.accts, name)
-	}
-	e.mu.Unlock()
-}
-
-func (st *acctState) drop(day Day, n int64) {
-	if st.reserved[day] -= n; st.reserved[day] <= 0 {
-		delete(st.reserved, day)
-	}
 }

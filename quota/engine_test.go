@@ -107,7 +107,7 @@ func table(accounts map[string]Account) *FileAccounts {
 func newEngine(t *testing.T, accounts map[string]Account) (*Engine, *memStore) {
 	t.Helper()
 	st := newMemStore()
-	e, err := NewEngine(st, st, Settings{Location: newYork, Accounts: table(accounts)})
+	e, err := NewEngine(NewLocal(st, time.Minute), st, Settings{HoldTTL: time.Hour, Location: newYork, Accounts: table(accounts)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func send(t *testing.T, e *Engine, login string, n int, now time.Time) int {
 	var txn Txn
 	ok := 0
 	for range n {
-		d, err := e.Reserve(&txn, login, now)
+		d, err := e.Reserve(ctx, &txn, login, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func send(t *testing.T, e *Engine, login string, n int, now time.Time) int {
 			ok++
 		}
 	}
-	if _, err := e.Commit(&txn, now); err != nil {
+	if _, err := e.Commit(ctx, &txn, now); err != nil {
 		t.Fatal(err)
 	}
 	return ok
@@ -139,7 +139,7 @@ func send(t *testing.T, e *Engine, login string, n int, now time.Time) int {
 // reads the zero Decision an error comes with.
 func check(t *testing.T, e *Engine, login string, now time.Time) Decision {
 	t.Helper()
-	d, err := e.Check(login, now)
+	d, err := e.Check(ctx, login, now)
 	if err != nil {
 		t.Fatalf("check %s: %v", login, err)
 	}
@@ -149,7 +149,7 @@ func check(t *testing.T, e *Engine, login string, now time.Time) Decision {
 // reserve is e.Reserve that fails the test on an error.
 func reserve(t *testing.T, e *Engine, txn *Txn, login string, now time.Time) Decision {
 	t.Helper()
-	d, err := e.Reserve(txn, login, now)
+	d, err := e.Reserve(ctx, txn, login, now)
 	if err != nil {
 		t.Fatalf("reserve for %s: %v", login, err)
 	}
@@ -217,7 +217,7 @@ func TestDSTDaysResetAtLocalMidnight(t *testing.T) {
 	if got := st.usage["alice|2026-11-01"]; got != 2 {
 		t.Fatalf("25-hour day: usage %d, want both 01:30s counted on 2026-11-01", got)
 	}
-	d, err := e.Check("alice", at("2026-11-01 23:00:00"))
+	d, err := e.Check(ctx, "alice", at("2026-11-01 23:00:00"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,16 +232,16 @@ func TestLimitChangesApplyAtOnce(t *testing.T) {
 	if got := send(t, e, "alice", 7, now); got != 5 {
 		t.Fatalf("limit 5: accepted %d", got)
 	}
-	if err := e.SetSettings(Settings{Location: newYork, Accounts: table(map[string]Account{"alice": {DailyLimit: 8}})}); err != nil {
+	if err := e.SetSettings(Settings{HoldTTL: time.Hour, Location: newYork, Accounts: table(map[string]Account{"alice": {DailyLimit: 8}})}); err != nil {
 		t.Fatal(err)
 	}
 	if got := send(t, e, "alice", 7, now); got != 3 {
 		t.Fatalf("raised to 8: accepted %d more, want 3", got)
 	}
-	if err := e.SetSettings(Settings{Location: newYork, Accounts: table(map[string]Account{"alice": {DailyLimit: 2}})}); err != nil {
+	if err := e.SetSettings(Settings{HoldTTL: time.Hour, Location: newYork, Accounts: table(map[string]Account{"alice": {DailyLimit: 2}})}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := e.Check("alice", now)
+	d, err := e.Check(ctx, "alice", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,15 +257,15 @@ func TestSuspensionBetweenTwoRecipients(t *testing.T) {
 	if d := reserve(t, e, &txn, "alice", now); !d.Allowed() {
 		t.Fatalf("first rcpt: %v", d.Verdict)
 	}
-	setSettings(t, e, Settings{Location: newYork, Accounts: table(map[string]Account{"alice": {DailyLimit: 10, Status: StatusSuspended}})})
-	d, err := e.Reserve(&txn, "alice", now)
+	setSettings(t, e, Settings{HoldTTL: time.Hour, Location: newYork, Accounts: table(map[string]Account{"alice": {DailyLimit: 10, Status: StatusSuspended}})})
+	d, err := e.Reserve(ctx, &txn, "alice", now)
 	if err != nil || d.Verdict != Suspended {
 		t.Fatalf("second rcpt after suspension: %v, %v", d.Verdict, err)
 	}
 	if txn.Reserved() != 1 {
 		t.Fatalf("refused reservation changed the transaction: %d", txn.Reserved())
 	}
-	e.Release(&txn)
+	e.Release(ctx, &txn)
 }
 
 func TestUnknownLoginGetsDefaultLimit(t *testing.T) {
@@ -275,7 +275,7 @@ func TestUnknownLoginGetsDefaultLimit(t *testing.T) {
 	if d.Verdict != NotProvisioned {
 		t.Fatalf("default 0: %v, want not_provisioned", d.Verdict)
 	}
-	setSettings(t, e, Settings{Location: newYork, DefaultDailyLimit: 3})
+	setSettings(t, e, Settings{HoldTTL: time.Hour, Location: newYork, DefaultDailyLimit: 3})
 	if got := send(t, e, "Stranger", 5, now); got != 3 {
 		t.Fatalf("default 3: accepted %d", got)
 	}
@@ -283,7 +283,7 @@ func TestUnknownLoginGetsDefaultLimit(t *testing.T) {
 	if got := send(t, e, "STRANGER", 5, now); got != 1 {
 		t.Fatalf("store account with limit 4 after 3 used: accepted %d, want 1", got)
 	}
-	setSettings(t, e, Settings{Location: newYork, Accounts: table(map[string]Account{"stranger": {DailyLimit: 1}})})
+	setSettings(t, e, Settings{HoldTTL: time.Hour, Location: newYork, Accounts: table(map[string]Account{"stranger": {DailyLimit: 1}})})
 	if d := check(t, e, "stranger", now); d.Verdict != OverQuota || d.Account.Source != FromFile {
 		t.Fatalf("file account must win: %+v", d)
 	}
@@ -299,15 +299,15 @@ func TestReleaseAndAbort(t *testing.T) {
 	if d := check(t, e, "alice", now); d.Verdict != OverQuota || d.Reserved != 3 {
 		t.Fatalf("held reservations must count: %+v", d)
 	}
-	e.Release(&txn)
+	e.Release(ctx, &txn)
 	if d := check(t, e, "alice", now); !d.Allowed() || d.Reserved != 0 || d.Used != 0 {
 		t.Fatalf("after release: %+v", d)
 	}
 	if st.usage["alice|2026-11-27"] != 0 {
 		t.Fatal("release counted relays")
 	}
-	if len(e.accts) != 0 {
-		t.Fatalf("idle account state kept: %d", len(e.accts))
+	if !e.counter.(*Local).idle() {
+		t.Fatal("idle account state kept")
 	}
 }
 
@@ -317,10 +317,10 @@ func TestStoreFailureCountsNothing(t *testing.T) {
 	var txn Txn
 	reserve(t, e, &txn, "alice", now)
 	st.fail = errors.New("disk full")
-	if _, err := e.Commit(&txn, now); !errors.Is(err, ErrStore) {
+	if _, err := e.Commit(ctx, &txn, now); !errors.Is(err, ErrStore) {
 		t.Fatalf("commit on a failing store: %v, want ErrStore", err)
 	}
-	if _, err := e.Check("alice", now); !errors.Is(err, ErrStore) {
+	if _, err := e.Check(ctx, "alice", now); !errors.Is(err, ErrStore) {
 		t.Fatalf("check on a failing store: %v", err)
 	}
 	st.fail = nil
@@ -345,19 +345,19 @@ func TestUnwritableStoreRefusesBeforeTheMessage(t *testing.T) {
 	st.readOnly = errors.New("low on space")
 	st.mu.Unlock()
 	var txn Txn
-	if _, err := e.Reserve(&txn, "alice", now); !errors.Is(err, ErrStore) {
+	if _, err := e.Reserve(ctx, &txn, "alice", now); !errors.Is(err, ErrStore) {
 		t.Errorf("reserve on an unwritable store: %v, want ErrStore", err)
 	}
 	if txn.Reserved() != 0 {
 		t.Errorf("refused reservation held %d", txn.Reserved())
 	}
-	if _, err := e.Check("alice", now); !errors.Is(err, ErrStore) {
+	if _, err := e.Check(ctx, "alice", now); !errors.Is(err, ErrStore) {
 		t.Errorf("check on an unwritable store: %v, want ErrStore", err)
 	}
-	if d, err := e.Check("bob", now); err != nil || d.Verdict != Suspended {
+	if d, err := e.Check(ctx, "bob", now); err != nil || d.Verdict != Suspended {
 		t.Errorf("suspended account: %v, %v; want Suspended", d.Verdict, err)
 	}
-	if d, err := e.Check("carol", now); err != nil || d.Verdict != OverQuota {
+	if d, err := e.Check(ctx, "carol", now); err != nil || d.Verdict != OverQuota {
 		t.Errorf("exhausted account: %v, %v; want OverQuota", d.Verdict, err)
 	}
 	st.mu.Lock()
@@ -376,14 +376,14 @@ func TestConcurrentReservationsNeverExceedLimit(t *testing.T) {
 	for range 1000 {
 		wg.Go(func() {
 			var txn Txn
-			d, err := e.Reserve(&txn, "alice", now)
+			d, err := e.Reserve(ctx, &txn, "alice", now)
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			if d.Allowed() {
 				accepted.Add(1)
-				if _, err := e.Commit(&txn, now); err != nil {
+				if _, err := e.Commit(ctx, &txn, now); err != nil {
 					t.Error(err)
 				}
 			}
@@ -414,7 +414,7 @@ func TestMessageOverMidnight(t *testing.T) {
 	if d := reserve(t, e, &txn, "alice", midnight); !d.Allowed() || d.Day != "2026-11-28" {
 		t.Fatalf("milter at 00:00:00: %v on %s, want allowed on the new day", d.Verdict, d.Day)
 	}
-	d, err := e.Commit(&txn, at("2026-11-28 00:00:02"))
+	d, err := e.Commit(ctx, &txn, at("2026-11-28 00:00:02"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +433,7 @@ func TestStoreAccountLimitIncludesTheDaysTopUps(t *testing.T) {
 	if got := send(t, e, "carol", 9, at("2026-11-27 10:00:00")); got != 5 {
 		t.Fatalf("limit 2 + top-up 3: accepted %d, want 5", got)
 	}
-	d, err := e.Check("carol", at("2026-11-28 00:00:00"))
+	d, err := e.Check(ctx, "carol", at("2026-11-28 00:00:00"))
 	if err != nil || !d.Allowed() || d.Limit != 2 {
 		t.Fatalf("the next day: %+v, %v; want allowed with limit 2 (the top-up gone)", d, err)
 	}
@@ -445,16 +445,16 @@ func TestCommitRefusesAnAccountSuspendedSinceItsReservation(t *testing.T) {
 	st.putAccount(AccountRecord{Name: "dave", DailyLimit: 10, Status: StatusActive})
 	var txn Txn
 	for range 2 {
-		if d, err := e.Reserve(&txn, "dave", now); err != nil || !d.Allowed() {
+		if d, err := e.Reserve(ctx, &txn, "dave", now); err != nil || !d.Allowed() {
 			t.Fatalf("reserve: %v, %v", d.Verdict, err)
 		}
 	}
 	st.putAccount(AccountRecord{Name: "dave", DailyLimit: 10, Status: StatusSuspended})
-	d, err := e.Commit(&txn, now)
+	d, err := e.Commit(ctx, &txn, now)
 	if err != nil || d.Verdict != Suspended {
 		t.Fatalf("commit after suspension: %v, %v; want suspended", d.Verdict, err)
 	}
-	if st.usage["dave|2026-11-27"] != 0 || txn.Reserved() != 0 || len(e.accts) != 0 {
+	if st.usage["dave|2026-11-27"] != 0 || txn.Reserved() != 0 || !e.counter.(*Local).idle() {
 		t.Fatalf("a refused commit counted %d, left %d reserved", st.usage["dave|2026-11-27"], txn.Reserved())
 	}
 }
@@ -466,7 +466,7 @@ func TestOneSettingsSnapshotPerCall(t *testing.T) {
 	st.putAccount(AccountRecord{Name: "bob", DailyLimit: 4, Status: StatusActive})
 	// 22:00 in New York is already the next day in Tokyo.
 	now := at("2026-11-27 22:00:00")
-	newYorkSettings, tokyo := Settings{Location: newYork}, Settings{Location: mustZone("Asia/Tokyo")}
+	newYorkSettings, tokyo := Settings{HoldTTL: time.Hour, Location: newYork}, Settings{HoldTTL: time.Hour, Location: mustZone("Asia/Tokyo")}
 	reload := func() { setSettings(t, e, tokyo) }
 	want := func(call string, d Decision) {
 		t.Helper()
@@ -478,14 +478,14 @@ func TestOneSettingsSnapshotPerCall(t *testing.T) {
 
 	st.onAccount = reload
 	want("check", check(t, e, "bob", now))
-	usage, err := e.Usage("bob", now)
+	usage, err := e.Usage(ctx, "bob", now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want("usage", usage)
 	var txn Txn
 	want("reserve", reserve(t, e, &txn, "bob", now))
-	d, err := e.Commit(&txn, now)
+	d, err := e.Commit(ctx, &txn, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,8 +501,35 @@ func TestUnknownFileStatusIsRefused(t *testing.T) {
 	if d := check(t, e, "alice", at("2026-11-27 10:00:00")); d.Allowed() {
 		t.Fatalf("status closed: %v, want refused", d.Verdict)
 	}
-	setSettings(t, e, Settings{Location: newYork, Accounts: table(map[string]Account{"alice": {DailyLimit: 5}})})
+	setSettings(t, e, Settings{HoldTTL: time.Hour, Location: newYork, Accounts: table(map[string]Account{"alice": {DailyLimit: 5}})})
 	if d := check(t, e, "alice", at("2026-11-27 10:00:00")); !d.Allowed() || d.Account.Status != StatusActive {
 		t.Fatalf("status not given: %v with status %q, want allowed and active", d.Verdict, d.Account.Status)
 	}
 }
+func TestHoldOutlivedByItsMessage(t *testing.T) {
+	e, st := newEngine(t, map[string]Account{"alice": {DailyLimit: 2}})
+	rcpt := at("2026-11-27 10:00:00")
+	eom := rcpt.Add(2 * time.Hour) // HoldTTL is 1h
+	var slow Txn
+	if d, err := e.Reserve(ctx, &slow, "alice", rcpt); err != nil || !d.Allowed() {
+		t.Fatalf("reserve: %v %v", d.Verdict, err)
+	}
+	if d, err := e.Commit(ctx, &slow, eom); err != nil || d.Used != 1 {
+		t.Fatalf("room left: %+v %v, want counted", d, err)
+	}
+	if d, err := e.Reserve(ctx, &slow, "alice", rcpt); err != nil || !d.Allowed() {
+		t.Fatalf("reserve: %v %v", d.Verdict, err)
+	}
+	if got := send(t, e, "alice", 1, eom); got != 1 {
+		t.Fatalf("the expired hold still blocks: accepted %d", got)
+	}
+	_, err := e.Commit(ctx, &slow, eom)
+	if !errors.Is(err, ErrStore) || !errors.Is(err, ErrHoldLost) {
+		t.Fatalf("no room left: %v, want ErrStore wrapping ErrHoldLost", err)
+	}
+	if st.usage["alice|2026-11-27"] != 2 || slow.Reserved() != 0 {
+		t.Fatalf("usage %d, txn holds %d; want 2 and an emptied txn", st.usage["alice|2026-11-27"], slow.Reserved())
+	}
+}
+
+var ctx = context.Background()

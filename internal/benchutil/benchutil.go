@@ -4,6 +4,7 @@
 package benchutil
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"sync"
@@ -15,8 +16,8 @@ import (
 // Engine is the part of quota.Engine the cycle drives. It is generic so
 // that package quota's own benchmark can use it without an import cycle.
 type Engine[Txn any, Decision interface{ Allowed() bool }] interface {
-	Reserve(txn *Txn, login string, now time.Time) (Decision, error)
-	Commit(txn *Txn, now time.Time) (Decision, error)
+	Reserve(ctx context.Context, txn *Txn, login string, now time.Time) (Decision, error)
+	Commit(ctx context.Context, txn *Txn, now time.Time) (Decision, error)
 }
 
 // ReserveCommit reserves and commits one relay per iteration in
@@ -25,6 +26,7 @@ type Engine[Txn any, Decision interface{ Allowed() bool }] interface {
 // benchmark's own goroutine): the first error stops them, and the
 // benchmark fails once they are done.
 func ReserveCommit[Txn any, D interface{ Allowed() bool }](b *testing.B, e Engine[Txn, D], now time.Time) {
+	ctx := context.Background()
 	var next atomic.Int64
 	var failed FirstError
 	b.ReportAllocs()
@@ -35,14 +37,14 @@ func ReserveCommit[Txn any, D interface{ Allowed() bool }](b *testing.B, e Engin
 		var txn Txn
 		for pb.Next() {
 			login := "user" + strconv.FormatInt(next.Add(1)%1000, 10)
-			d, err := e.Reserve(&txn, login, now)
+			d, err := e.Reserve(ctx, &txn, login, now)
 			if err == nil && !d.Allowed() {
 				err = fmt.Errorf("reserve for %s refused: %+v", login, d)
 			}
 			if failed.Set(err) {
 				return
 			}
-			if _, err := e.Commit(&txn, now); failed.Set(err) {
+			if _, err := e.Commit(ctx, &txn, now); failed.Set(err) {
 				return
 			}
 		}

@@ -24,7 +24,7 @@ func BenchmarkReserveCommit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			e, err := quota.NewEngine(s, s, quota.Settings{Location: loc, DefaultDailyLimit: 1 << 40})
+			e, err := quota.NewEngine(quota.NewLocal(s, time.Minute), s, quota.Settings{HoldTTL: time.Hour, Location: loc, DefaultDailyLimit: 1 << 40})
 			if err != nil {
 				b.Fatal(err)
 			}

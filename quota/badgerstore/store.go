@@ -24,6 +24,9 @@ import (
 type Options struct {
 	// HistoryDays is how long a day's usage is kept before it expires.
 	HistoryDays int
+	// KeepUsage, if set, replaces the lifetime HistoryDays gives a day's
+	// usage after its last write (tests of the expiry).
+	KeepUsage time.Duration
 	// SyncWrites makes every commit wait for fsync, so a committed relay
 	// survives a power loss, not only a crash of the process.
 	SyncWrites bool
@@ -34,7 +37,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Store is a quota.Store on Badger.
+// Store keeps one host's daily usage on Badger (a quota.Store, behind
+// a quota.Local for the holds) and the store-managed accounts.
 type Store struct {
 	db      *badger.DB
 	dir     string
@@ -141,6 +145,9 @@ func Open(dir string, o Options) (*Store, error) {
 		stop:   make(chan struct{}),
 		now:    time.Now,
 		statfs: availableBytes,
+	}
+	if o.KeepUsage > 0 {
+		s.ttl = o.KeepUsage
 	}
 	s.done.Add(1)
 	go s.collectGarbage(10 * time.Minute)

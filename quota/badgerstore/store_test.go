@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -70,7 +71,7 @@ func TestEngineOnBadgerNeverExceedsLimit(t *testing.T) {
 	var accts quota.FileAccountsBuilder
 	accts.Add([]byte("alice"), 100, quota.StatusActive, false)
 	tab, _ := accts.Build()
-	e, err := quota.NewEngine(s, s, quota.Settings{Location: loc, Accounts: tab})
+	e, err := quota.NewEngine(quota.NewLocal(s, time.Minute), s, quota.Settings{HoldTTL: time.Hour, Location: loc, Accounts: tab})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,11 +82,11 @@ func TestEngineOnBadgerNeverExceedsLimit(t *testing.T) {
 			for range 5 {
 				var txn quota.Txn
 				for range 3 {
-					if _, err := e.Reserve(&txn, "alice", now); err != nil {
+					if _, err := e.Reserve(context.Background(), &txn, "alice", now); err != nil {
 						t.Error(err)
 					}
 				}
-				if _, err := e.Commit(&txn, now); err != nil {
+				if _, err := e.Commit(context.Background(), &txn, now); err != nil {
 					t.Error(err)
 				}
 			}

@@ -1,0 +1,299 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Local is a Counter for one process: holds live in its memory, usage in a
+// Store. Every call on one account holds that account's lock, so
+// check-and-hold is atomic; holds die with the process, which is all one
+// host needs. Expiry is judged against the now each call passes.
+type Local struct {
+	usage Store
+
+	mu    sync.Mutex
+	accts map[string]*localAcct
+
+	done doneSet
+}
+
+// localAcct exists only while someone works on the account or holds a
+// reservation for it, so memory grows with open transactions, not accounts.
+type localAcct struct {
+	mu    sync.Mutex
+	refs  int    // guarded by Local.mu
+	holds []Hold // guarded by mu
+}
+
+var _ Counter = (*Local)(nil)
+
+// NewLocal returns a counter that keeps holds in memory in front of usage.
+// Commit remembers a transaction for keep, or for the next doneMax
+// transactions if they come sooner, so a retry is not counted twice.
+func NewLocal(usage Store, keep time.Duration) *Local {
+	return &Local{usage: usage, accts: make(map[string]*localAcct), done: doneSet{keep: keep}}
+}
+
+// Reserve grants h if the account's usage plus its live holds leave room.
+func (l *Local) Reserve(_ context.Context, h Hold, limit int64, now time.Time) (Count, bool, error) {
+	if err := h.valid(now); err != nil {
+		return Count{}, false, err
+	}
+	a := l.lock(h.Account)
+	defer l.unlock(h.Account, a)
+	a.purge(now)
+	used, err := l.usage.Usage(h.Account, h.Day)
+	if err != nil {
+		return Count{}, false, err
+	}
+	c := Count{Used: used, Reserved: a.reserved(h.Day)}
+	if a.has(h.ID) {
+		return c, true, nil
+	}
+	if c.Used+c.Reserved+h.N > limit {
+		return c, false, nil
+	}
+	// Only a hold that is granted needs a write at commit.
+	if err := l.usage.Writable(); err != nil {
+		return c, false, err
+	}
+	a.holds = append(a.holds, h)
+	c.Reserved += h.N
+	return c, true, nil
+}
+
+// Peek returns account's usage and live holds on day.
+func (l *Local) Peek(_ context.Context, account string, day Day, now time.Time) (Count, error) {
+	a := l.lock(account)
+	defer l.unlock(account, a)
+	a.purge(now)
+	used, err := l.usage.Usage(account, day)
+	if err != nil {
+		return Count{}, err
+	}
+	c := Count{Used: used, Reserved: a.reserved(day)}
+	if err := l.usage.Writable(); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrReadOnly, err)
+	}
+	return c, nil
+}
+
+// Commit moves holds into usage in one write of the Store.
+func (l *Local) Commit(_ context.Context, txn string, holds []Hold, limit int64, now time.Time) ([]DayCount, error) {
+	if txn == "" || len(holds) == 0 {
+		return nil, errors.New("quota: commit without a transaction id or holds")
+	}
+	account := holds[0].Account
+	for _, h := range holds {
+		if h.Account != account {
+			return nil, fmt.Errorf("quota: one commit for %q and %q", account, h.Account)
+		}
+	}
+	a := l.lock(account)
+	defer l.unlock(account, a)
+	a.purge(now)
+	missing := a.missing(holds)
+	// A commit consumes its holds, so only a transaction missing some can
+	// be a retry of one already counted.
+	if len(missing) > 0 {
+		if totals, ok := l.done.get(txn, now); ok {
+			return totals, nil
+		}
+	}
+	add := byDay(holds)
+	for _, dc := range byDay(missing) {
+		used, err := l.usage.Usage(account, dc.Day)
+		if err != nil {
+			return nil, err
+		}
+		if used+a.reserved(dc.Day)+dc.N > limit {
+			return nil, fmt.Errorf("%w: %d relays of %q on %s", ErrHoldLost, dc.N, account, dc.Day)
+		}
+	}
+	a.drop(holds)
+	totals, err := l.usage.AddUsage(account, add)
+	if err != nil {
+		return nil, err
+	}
+	for i := range add {
+		add[i].N = totals[i]
+	}
+	l.done.put(txn, add, now)
+	return add, nil
+}
+
+// Release drops holds.
+func (l *Local) Release(_ context.Context, holds []Hold) error {
+	for len(holds) > 0 {
+		account := holds[0].Account
+		n := 1
+		for n < len(holds) && holds[n].Account == account {
+			n++
+		}
+		a := l.lock(account)
+		a.drop(holds[:n])
+		l.unlock(account, a)
+		holds = holds[n:]
+	}
+	return nil
+}
+
+func (l *Local) lock(name string) *localAcct {
+	l.mu.Lock()
+	a := l.accts[name]
+	if a == nil {
+		a = &localAcct{}
+		l.accts[name] = a
+	}
+	a.refs++
+	l.mu.Unlock()
+	a.mu.Lock()
+	return a
+}
+
+func (l *Local) unlock(name string, a *localAcct) {
+	a.mu.Unlock()
+	l.mu.Lock()
+	a.refs--
+	// With no refs left nobody holds a.mu, so reading holds is safe.
+	if a.refs == 0 && len(a.holds) == 0 {
+		delete(l.accts, name)
+	}
+	l.mu.Unlock()
+}
+
+// idle reports whether no account state is kept (for tests).
+func (l *Local) idle() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.accts) == 0
+}
+
+func (a *localAcct) purge(now time.Time) {
+	live := a.holds[:0]
+	for _, h := range a.holds {
+		if h.Expires.After(now) {
+			live = append(live, h)
+		}
+	}
+	clear(a.holds[len(live):])
+	a.holds = live
+}
+
+func (a *localAcct) reserved(day Day) int64 {
+	var n int64
+	for _, h := range a.holds {
+		if h.Day == day {
+			n += h.N
+		}
+	}
+	return n
+}
+
+func (a *localAcct) has(id string) bool {
+	for _, h := range a.holds {
+		if h.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// missing returns the holds of hs that a no longer holds.
+func (a *localAcct) missing(hs []Hold) []Hold {
+	var out []Hold
+	for _, h := range hs {
+		if !a.has(h.ID) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (a *localAcct) drop(hs []Hold) {
+	for _, h := range hs {
+		for i := range a.holds {
+			if a.holds[i].ID == h.ID {
+				last := len(a.holds) - 1
+				a.holds[i] = a.holds[last]
+				a.holds[last] = Hold{}
+				a.holds = a.holds[:last]
+				break
+			}
+		}
+	}
+}
+
+// byDay sums holds per day, in the order the days first appear.
+func byDay(hs []Hold) []DayCount {
+	var out []DayCount
+next:
+	for _, h := range hs {
+		for i := range out {
+			if out[i].Day == h.Day {
+				out[i].N += h.N
+				continue next
+			}
+		}
+		out = append(out, DayCount{h.Day, h.N})
+	}
+	return out
+}
+
+func (h Hold) valid(now time.Time) error {
+	switch {
+	case h.ID == "" || h.Account == "" || h.Day == "":
+		return fmt.Errorf("quota: hold without id, account or day: %+v", h)
+	case h.N <= 0:
+		return fmt.Errorf("quota: hold of %d relays", h.N)
+	case !h.Expires.After(now):
+		return fmt.Errorf("quota: hold %s expires before it starts", h.ID)
+	}
+	return nil
+}
+
+// doneMax bounds the memory of doneSet: two generations of this many.
+const doneMax = 1 << 14
+
+// doneSet remembers committed transactions in two generations, each
+// holding up to doneMax of them or keep's worth, whichever comes first.
+type doneSet struct {
+	keep      time.Duration
+	mu        sync.Mutex
+	cur, prev map[string][]DayCount
+	since     time.Time
+}
+
+func (d *doneSet) get(txn string, now time.Time) ([]DayCount, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.rotate(now)
+	if t, ok := d.cur[txn]; ok {
+		return t, true
+	}
+	t, ok := d.prev[txn]
+	return t, ok
+}
+
+func (d *doneSet) put(txn string, totals []DayCount, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.rotate(now)
+	if d.cur == nil {
+		d.cur = make(map[string][]DayCount)
+	}
+	d.cur[txn] = totals
+}
+
+func (d *doneSet) rotate(now time.Time) {
+	if d.since.IsZero() {
+		d.since = now
+	}
+	if now.Sub(d.since) >= d.keep || len(d.cur) >= doneMax {
+		d.prev, d.cur, d.since = d.cur, nil, now
+	}
+}
