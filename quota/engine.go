@@ -194,13 +194,14 @@ func (e *Engine) Reserve(ctx context.Context, txn *Txn, login string, now time.T
 	if d.Verdict != Allowed {
 		return d, nil
 	}
+	var buf [64]byte
 	if txn.id == "" {
-		txn.id = e.idPrefix + strconv.FormatUint(e.nextTxn.Add(1), 36)
+		txn.id = string(strconv.AppendUint(append(buf[:0], e.idPrefix...), e.nextTxn.Add(1), 36))
 	}
 	// A hold id is reused after a failed call: if the store granted it
 	// anyway, the retry finds it instead of holding a second relay.
 	h := Hold{
-		ID:      txn.id + "." + strconv.Itoa(len(txn.holds)),
+		ID:      string(strconv.AppendInt(append(append(buf[:0], txn.id...), '.'), int64(len(txn.holds)), 10)),
 		Account: d.Account.Name, Day: d.Day, N: 1,
 		Expires: now.Add(s.HoldTTL),
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 )
@@ -18,7 +19,7 @@ type Local struct {
 	mu    sync.Mutex
 	accts map[string]*localAcct
 
-	done doneSet
+	done [doneShards]doneSet // by a hash of the transaction id
 }
 
 // localAcct exists only while someone works on the account or holds a
@@ -32,10 +33,23 @@ type localAcct struct {
 var _ Counter = (*Local)(nil)
 
 // NewLocal returns a counter that keeps holds in memory in front of usage.
-// Commit remembers a transaction for keep, or for the next doneMax
-// transactions if they come sooner, so a retry is not counted twice.
+// Commit remembers a transaction for keep, or until thousands of others
+// came after it if that is sooner, so a retry is not counted twice.
 func NewLocal(usage Store, keep time.Duration) *Local {
-	return &Local{usage: usage, accts: make(map[string]*localAcct), done: doneSet{keep: keep}}
+	l := &Local{usage: usage, accts: make(map[string]*localAcct)}
+	for i := range l.done {
+		l.done[i].keep = keep
+	}
+	return l
+}
+
+// doneShards spreads the commit markers over locks of their own.
+const doneShards = 16
+
+var doneSeed = maphash.MakeSeed()
+
+func (l *Local) doneOf(txn string) *doneSet {
+	return &l.done[maphash.String(doneSeed, txn)%doneShards]
 }
 
 // Reserve grants h if the account's usage plus its live holds leave room.
@@ -100,7 +114,7 @@ func (l *Local) Commit(_ context.Context, txn string, holds []Hold, limit int64,
 	// A commit consumes its holds, so only a transaction missing some can
 	// be a retry of one already counted.
 	if len(missing) > 0 {
-		if totals, ok := l.done.get(txn, now); ok {
+		if totals, ok := l.doneOf(txn).get(txn, now); ok {
 			return totals, nil
 		}
 	}
@@ -122,7 +136,7 @@ func (l *Local) Commit(_ context.Context, txn string, holds []Hold, limit int64,
 	for i := range add {
 		add[i].N = totals[i]
 	}
-	l.done.put(txn, add, now)
+	l.doneOf(txn).put(txn, add, now)
 	return add, nil
 }
 
@@ -256,44 +270,43 @@ func (h Hold) valid(now time.Time) error {
 	return nil
 }
 
-// doneMax bounds the memory of doneSet: two generations of this many.
-const doneMax = 1 << 14
+// doneMax is how many commits a doneSet remembers at most.
+const doneMax = 1 << 10
 
-// doneSet remembers committed transactions in two generations, each
-// holding up to doneMax of them or keep's worth, whichever comes first.
+// doneSet remembers the last doneMax commits of its shard for up to keep,
+// in a ring: a commit costs no hashing, and only a commit missing holds
+// (a retry, or holds that expired) searches it.
 type doneSet struct {
-	keep      time.Duration
-	mu        sync.Mutex
-	cur, prev map[string][]DayCount
-	since     time.Time
+	keep time.Duration
+	mu   sync.Mutex
+	ring []doneEntry
+	next int
+}
+
+type doneEntry struct {
+	txn    string
+	totals []DayCount
+	at     time.Time
 }
 
 func (d *doneSet) get(txn string, now time.Time) ([]DayCount, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.rotate(now)
-	if t, ok := d.cur[txn]; ok {
-		return t, true
+	for _, e := range d.ring {
+		if e.txn == txn && now.Sub(e.at) < d.keep {
+			return e.totals, true
+		}
 	}
-	t, ok := d.prev[txn]
-	return t, ok
+	return nil, false
 }
 
 func (d *doneSet) put(txn string, totals []DayCount, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.rotate(now)
-	if d.cur == nil {
-		d.cur = make(map[string][]DayCount)
+	if len(d.ring) < doneMax {
+		d.ring = append(d.ring, doneEntry{txn, totals, now})
+		return
 	}
-	d.cur[txn] = totals
-}
-
-func (d *doneSet) rotate(now time.Time) {
-	if d.since.IsZero() {
-		d.since = now
-	}
-	if now.Sub(d.since) >= d.keep || len(d.cur) >= doneMax {
-		d.prev, d.cur, d.since = d.cur, nil, now
-	}
+	d.ring[d.next] = doneEntry{txn, totals, now}
+	d.next = (d.next + 1) % doneMax
 }
