@@ -332,7 +332,7 @@ func (s *Server) usage(c *call, _ *noBody) (Usage, error) {
 	if err != nil {
 		return Usage{}, err
 	}
-	d, err := s.o.Engine.Usage(name, c.now)
+	d, err := s.o.Engine.Usage(c.r.Context(), name, c.now)
 	if err != nil {
 		return Usage{}, err
 	}

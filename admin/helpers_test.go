@@ -67,7 +67,7 @@ func startAPISync(t testing.TB, file map[string]quota.Account, sync bool) *testA
 		accts.Add([]byte(name), a.DailyLimit, a.Status, a.DryRun)
 	}
 	tab, _ := accts.Build()
-	engine, err := quota.NewEngine(store, store, quota.Settings{Location: newYork, Accounts: tab})
+	engine, err := quota.NewEngine(quota.NewLocal(store, time.Minute), store, quota.Settings{HoldTTL: time.Hour, Location: newYork, Accounts: tab})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +137,11 @@ func (a *testAPI) commit(t testing.TB, login string, n int) {
 	t.Helper()
 	var txn quota.Txn
 	for range n {
-		if d, err := a.engine.Reserve(&txn, login, a.clock.now()); err != nil || !d.Allowed() {
+		if d, err := a.engine.Reserve(context.Background(), &txn, login, a.clock.now()); err != nil || !d.Allowed() {
 			t.Fatalf("reserve for %s: %v, %v", login, d.Verdict, err)
 		}
 	}
-	if _, err := a.engine.Commit(&txn, a.clock.now()); err != nil {
+	if _, err := a.engine.Commit(context.Background(), &txn, a.clock.now()); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -123,7 +124,7 @@ func TestPurchaseRaisesTheLimitAtOnce(t *testing.T) {
 	a := startAPI(t, nil)
 	a.create(t, "alice", 2)
 	a.commit(t, "alice", 2)
-	if d, _ := a.engine.Check("alice", a.clock.now()); d.Verdict != quota.OverQuota {
+	if d, _ := a.engine.Check(context.Background(), "alice", a.clock.now()); d.Verdict != quota.OverQuota {
 		t.Fatalf("at the limit: %v", d.Verdict)
 	}
 	p, err := a.Purchase(ctx, "alice", PurchaseRequest{Relays: 3, PurchaseID: "order-17"})
