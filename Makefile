@@ -7,7 +7,7 @@ BIN     := relaycap
 # `make run` keeps its state and key here (the embedded default state_dir).
 STATE   := ./relaycap-data
 
-.PHONY: help build run test vet fmt-check bench bench-config load bench-floor fuzz clean monitoring-deps
+.PHONY: help build run test vet fmt-check bench bench-config load bench-floor fuzz clean monitoring-deps redis-deps
 
 help:
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -73,6 +73,23 @@ monitoring-deps: ## install Debian's prometheus for promtool and the e2e scrape,
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; st=$$?; \
 		[ -z "$$own" ] || rm -f $$rc; \
 		if [ -d /run/systemd/system ]; then systemctl disable --now prometheus.service || true; fi; \
+		exit $$st; \
+	fi
+
+# redis-server and redis-cli for the tests of the Redis backend, which start
+# their own servers (unix sockets, a 3-node cluster on loopback): the
+# package's own service is kept from starting, as for prometheus.
+redis-deps: ## install Debian's redis-server and redis-tools, their service left stopped (apt)
+	@if dpkg-query -W -f='$${Status}' redis-server 2>/dev/null | grep -q 'install ok installed' && \
+	    dpkg-query -W -f='$${Status}' redis-tools 2>/dev/null | grep -q 'install ok installed'; then \
+		echo "redis-deps: redis-server and redis-tools installed"; \
+	else \
+		echo "redis-deps: installing redis-server redis-tools, service not started"; \
+		rc=/usr/sbin/policy-rc.d; own=; \
+		if [ ! -e $$rc ]; then printf '#!/bin/sh\nexit 101\n' > $$rc && chmod 755 $$rc && own=1; fi; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server redis-tools; st=$$?; \
+		[ -z "$$own" ] || rm -f $$rc; \
+		if [ -d /run/systemd/system ]; then systemctl disable --now redis-server.service || true; fi; \
 		exit $$st; \
 	fi
 

@@ -132,9 +132,36 @@ type IDHeaderConfig struct {
 
 // StoreConfig tunes the store.
 type StoreConfig struct {
-	SyncWrites bool `mapstructure:"sync_writes"`
+	Backend    StoreBackend `mapstructure:"backend"`
+	SyncWrites bool         `mapstructure:"sync_writes"`
 	// MinFreeMB is the free space, in MiB, kept on state_dir's filesystem.
-	MinFreeMB int64 `mapstructure:"min_free_mb"`
+	MinFreeMB int64       `mapstructure:"min_free_mb"`
+	Redis     RedisConfig `mapstructure:"redis"`
+}
+
+// StoreBackend is store.backend: where usage and reservations are counted.
+type StoreBackend string
+
+// The backends.
+const (
+	BackendBadger StoreBackend = "badger" // embedded, one host
+	BackendRedis  StoreBackend = "redis"  // Redis or Valkey shared by several hosts
+)
+
+// RedisConfig is store.redis, used when the backend is redis.
+type RedisConfig struct {
+	// Addrs are host:port or unix:/path; several are the seeds of a
+	// Redis Cluster.
+	Addrs        []string `mapstructure:"addrs"`
+	PasswordFile string   `mapstructure:"password_file"`
+	TLS          bool     `mapstructure:"tls"`
+	KeyPrefix    string   `mapstructure:"key_prefix"`
+	// HoldTTL is how long a reservation lives without its commit.
+	HoldTTL time.Duration `mapstructure:"hold_ttl"`
+	// Timeout bounds each call; then the recipient or message gets 4.3.0.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// WaitReplicas, if > 0, makes each commit wait for that many replicas.
+	WaitReplicas int64 `mapstructure:"wait_replicas"`
 }
 
 // LogConfig selects the slog handler.
@@ -195,8 +222,16 @@ var defaults = []setting{
 	{"id_header::name", "X-Relay-ID", onReload, ""},
 	{"id_header::keys_file", "/etc/relaycap/id.keys", onReload, ""},
 	{"id_header::extra", map[string]any{}, onReload, "More headers to add to relayed mail: name: value."},
+	{"store::backend", string(BackendBadger), onRestart, "badger (embedded, one host) or redis (Redis/Valkey shared by several hosts)."},
 	{"store::sync_writes", true, onRestart, "Sync every commit to disk."},
 	{"store::min_free_mb", 128, onRestart, "Below this much free space (MiB) on state_dir's filesystem relaycap stops\nwriting and answers with temporary failures (4.3.0); 0 turns the check off."},
+	{"store::redis::addrs", []string{"127.0.0.1:6379"}, onRestart, "host:port or unix:/path; several = the seed nodes of a Redis Cluster."},
+	{"store::redis::password_file", "", onRestart, "File with the password (AUTH), one line; must not be readable by others."},
+	{"store::redis::tls", false, onRestart, ""},
+	{"store::redis::key_prefix", "relaycap:", onRestart, "Starts every key; no { or }."},
+	{"store::redis::hold_ttl", "1h", onRestart, "A reservation without its commit expires after this; >= milter.read_timeout\n(no milter callback arrives during DATA). A dead host strands capacity this long."},
+	{"store::redis::timeout", "300ms", onRestart, "Per call; then 4.3.0 (never an accept)."},
+	{"store::redis::wait_replicas", 0, onRestart, "If > 0, every commit waits (WAIT) for this many replicas, within timeout."},
 	{"log::level", "info", onReload, "debug, info, warn or error."},
 	{"log::format", "text", onRestart, "text or json."},
 	{"socket::mode", "0660", onRestart, "Permissions of the unix sockets (octal, quoted)."},
@@ -213,14 +248,16 @@ func DefaultYAML() string {
 	root := &yaml.Node{Kind: yaml.MappingNode}
 	sections := map[string]*yaml.Node{}
 	for _, s := range defaults {
-		parent, name := root, s.key
-		if sec, leaf, ok := strings.Cut(s.key, keyDelim); ok {
-			if sections[sec] == nil {
-				sections[sec] = &yaml.Node{Kind: yaml.MappingNode}
-				root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: sec}, sections[sec])
+		parent, path := root, strings.Split(s.key, keyDelim)
+		for i, sec := range path[:len(path)-1] {
+			full := strings.Join(path[:i+1], keyDelim)
+			if sections[full] == nil {
+				sections[full] = &yaml.Node{Kind: yaml.MappingNode}
+				parent.Content = append(parent.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: sec}, sections[full])
 			}
-			parent, name = sections[sec], leaf
+			parent = sections[full]
 		}
+		name := path[len(path)-1]
 		val := new(yaml.Node)
 		if err := val.Encode(s.val); err != nil {
 			panic(err) // the table holds plain scalars and empty maps

@@ -107,7 +107,8 @@ func TestDefaults(t *testing.T) {
 			Accounts: table(),
 		},
 		IDHeader: IDHeaderConfig{Name: "X-Relay-ID", KeysFile: "/etc/relaycap/id.keys", Extra: map[string]string{}},
-		Store:    StoreConfig{SyncWrites: true, MinFreeMB: 128},
+		Store: StoreConfig{Backend: BackendBadger, SyncWrites: true, MinFreeMB: 128, Redis: RedisConfig{
+			Addrs: []string{"127.0.0.1:6379"}, KeyPrefix: "relaycap:", HoldTTL: time.Hour, Timeout: 300 * time.Millisecond}},
 		Log:      LogConfig{Level: "info", Format: "text"},
 		Socket:   SocketConfig{Mode: 0o660},
 		Notify:   NotifyConfig{Thresholds: []int{80, 100}},
@@ -256,7 +257,9 @@ func TestFullExample(t *testing.T) {
 		},
 		IDHeader: IDHeaderConfig{Name: "X-Relaycap-ID", KeysFile: "/etc/relaycap/keys",
 			Extra: map[string]string{"X-Abuse-Contact": "abuse@example.net"}},
-		Store:  StoreConfig{SyncWrites: false, MinFreeMB: 256},
+		Store: StoreConfig{Backend: BackendRedis, SyncWrites: false, MinFreeMB: 256, Redis: RedisConfig{
+			Addrs: []string{"10.0.0.1:6379", "10.0.0.2:6380", "redis-3.example.net:6379"}, PasswordFile: "/etc/relaycap/redis.password",
+			TLS: true, KeyPrefix: "rc:", HoldTTL: 5 * time.Minute, Timeout: 250 * time.Millisecond, WaitReplicas: 1}},
 		Log:    LogConfig{Level: "debug", Format: "json"},
 		Socket: SocketConfig{Mode: 0o600, Group: "postfix"},
 		Notify: NotifyConfig{WebhookURL: "https://billing.example.net/hooks/relaycap",
@@ -516,7 +519,8 @@ func TestValidateChangesNothing(t *testing.T) {
 func TestRestartOnlySettingsAreKept(t *testing.T) {
 	want := []string{"state_dir", "milter.listen", "milter.read_timeout", "milter.write_timeout",
 		"policy.listen", "policy.read_timeout", "admin.listen", "admin.listen_tcp", "admin.token_file", "metrics.listen", "quota.timezone", "quota.history_days",
-		"store.sync_writes", "store.min_free_mb", "log.format", "socket.mode", "socket.group",
+		"store.backend", "store.sync_writes", "store.min_free_mb", "store.redis.addrs", "store.redis.password_file", "store.redis.tls",
+		"store.redis.key_prefix", "store.redis.hold_ttl", "store.redis.timeout", "store.redis.wait_replicas", "log.format", "socket.mode", "socket.group",
 		"notify.webhook_url", "notify.secret_file", "notify.thresholds", "abuse.auto_suspend_after", "abuse.window"}
 	if got := RestartOnly(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("restart-only settings:\n got %v\nwant %v", got, want)

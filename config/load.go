@@ -260,7 +260,7 @@ func decode(input, out any) error {
 		ErrorUnused: true,
 		Result:      out,
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			durationHook, modeHook, intListHook, stringScalarHook,
+			durationHook, modeHook, intListHook, stringListHook, stringScalarHook,
 		),
 	})
 	if err != nil {

@@ -136,6 +136,10 @@ func (c *Config) checkStore(ck *checker) {
 	if c.Store.MinFreeMB < 0 || c.Store.MinFreeMB > 1<<30 {
 		ck.add("store.min_free_mb: %d is not between 0 and %d (1 PiB)", c.Store.MinFreeMB, 1<<30)
 	}
+	ck.oneOf("store.backend", string(c.Store.Backend), string(BackendBadger), string(BackendRedis))
+	if c.Store.Backend == BackendRedis {
+		c.checkRedis(ck)
+	}
 }
 
 func (c *Config) checkLog(ck *checker) {

@@ -8,12 +8,31 @@ import (
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
+
+	"github.com/relaycap/relaycap/internal/redistest"
 )
 
 // BenchmarkPolicyRequest is one RCPT-state policy request and its answer
 // over a unix socket, on a kept-open connection as Postfix uses it.
 func BenchmarkPolicyRequest(b *testing.B) {
 	td := startDaemon(b, "quota: {default_daily_limit: 1000000}\n")
+	p := td.policyConn(b)
+	req := rcptRequest("alice@example.com")
+	b.ReportAllocs()
+	for b.Loop() {
+		if a := p.ask(req); a != "DUNNO" {
+			b.Fatal(a)
+		}
+	}
+}
+
+// BenchmarkPolicyRequestRedis is BenchmarkPolicyRequest with the counter
+// on a redis-server over a unix socket (one peek script per request); the
+// two compare Badger and Redis.
+func BenchmarkPolicyRequestRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	td := startDaemon(b, fmt.Sprintf("store: {backend: redis, sync_writes: false, redis: {addrs: [%q]}}\n", srv.Addr)+
+		"quota: {default_daily_limit: 1000000}\n")
 	p := td.policyConn(b)
 	req := rcptRequest("alice@example.com")
 	b.ReportAllocs()

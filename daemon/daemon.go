@@ -23,6 +23,7 @@ import (
 	"github.com/relaycap/relaycap/policy"
 	"github.com/relaycap/relaycap/quota"
 	"github.com/relaycap/relaycap/quota/badgerstore"
+	"github.com/relaycap/relaycap/quota/redisstore"
 	"github.com/relaycap/relaycap/sockets"
 )
 
@@ -58,6 +59,8 @@ type Daemon struct {
 	admin  *admin.Server
 	now    func() time.Time
 
+	counter       quota.Counter     // the hot path: Local over Badger, or Redis
+	redis         *redisstore.Store // nil unless store.backend is redis
 	metrics       *metrics.Metrics
 	metricsSrv    *metrics.Server // nil when metrics.listen is empty
 	accountsStore quota.Accounts  // the store's accounts, timed, behind the account cache
@@ -124,7 +127,10 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	// account goes through the admin API below: lookups can come from
 	// memory. (A store shared by several hosts must not be cached.)
 	d.accountsStore = quota.NewAccountCache(d.metrics.WrapAccounts(store), accountCacheSize)
-	if d.engine, err = quota.NewEngine(quota.NewLocal(d.metrics.WrapStore(store), time.Minute), d.accountsStore, engineSettings(cfg)); err != nil {
+	if d.counter, err = d.openCounter(cfg, store); err != nil {
+		return nil, err
+	}
+	if d.engine, err = quota.NewEngine(d.counter, d.accountsStore, engineSettings(cfg)); err != nil {
 		return nil, err
 	}
 	if err := d.startNotify(cfg, o); err != nil {
@@ -311,6 +317,9 @@ func (d *Daemon) closeAll() error {
 		d.policy.Wait(ctx)
 	}
 	d.stopNotify()
+	if d.redis != nil {
+		d.redis.Close()
+	}
 	if d.store != nil {
 		return d.store.Close()
 	}
@@ -323,9 +332,13 @@ func engineSettings(cfg *config.Config) quota.Settings {
 }
 
 // holdTTL is how long a reservation outlives its RCPT. No milter callback
-// arrives during DATA, so it must outlast milter.read_timeout; on Badger the
-// holds live in the process and end with their session anyway.
+// arrives during DATA, so it must outlast milter.read_timeout (config
+// checks store.redis.hold_ttl for that); on Badger the holds live in the
+// process and end with their session anyway.
 func holdTTL(cfg *config.Config) time.Duration {
+	if cfg.Store.Backend == config.BackendRedis {
+		return cfg.Store.Redis.HoldTTL
+	}
 	return cfg.Milter.ReadTimeout + cfg.Milter.WriteTimeout + time.Minute
 }
 

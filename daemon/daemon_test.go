@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -349,7 +350,7 @@ func TestReloadKeepsRestartOnlySettings(t *testing.T) {
 	running := td.Config()
 	td.reload(t, "quota: {history_days: 30, accounts: {alice: 7}}\nstore: {sync_writes: true, min_free_mb: 1}\n")
 	got := td.Config()
-	if got.Quota.HistoryDays != running.Quota.HistoryDays || got.Store != running.Store {
+	if got.Quota.HistoryDays != running.Quota.HistoryDays || !reflect.DeepEqual(got.Store, running.Store) {
 		t.Errorf("after the reload: history_days %d, store %+v; want the running %d, %+v",
 			got.Quota.HistoryDays, got.Store, running.Quota.HistoryDays, running.Store)
 	}

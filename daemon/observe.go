@@ -69,9 +69,10 @@ func (d *Daemon) Health() error {
 	if keys == nil {
 		problems = append(problems, fmt.Errorf("no identification key loaded from %s", cfg.IDHeader.KeysFile))
 	}
-	if _, err := d.store.Usage(healthAccount, quota.DayOf(d.now(), cfg.Location)); err != nil {
-		problems = append(problems, fmt.Errorf("store: %w", err))
-	} else if err := d.store.Writable(); err != nil {
+	// Peek reads the counter (Badger or Redis) and, for Badger, fails
+	// with quota.ErrReadOnly below store.min_free_mb.
+	now := d.now()
+	if _, err := d.counter.Peek(context.Background(), healthAccount, quota.DayOf(now, cfg.Location), now); err != nil {
 		problems = append(problems, fmt.Errorf("store: %w", err))
 	}
 	return errors.Join(problems...)
@@ -84,7 +85,7 @@ func (d *Daemon) snapshot() metrics.Snapshot {
 	d.mu.Unlock()
 	s := metrics.Snapshot{
 		MinFreeBytes: uint64(cfg.Store.MinFreeMB) << 20,
-		Backend:      "badger",
+		Backend:      string(cfg.Store.Backend),
 		StateDir:     cfg.StateDir,
 		Listeners:    map[string]string{"milter": cfg.Milter.Listen, "policy": cfg.Policy.Listen, "admin": cfg.Admin.Listen},
 	}
@@ -144,12 +145,13 @@ func (d *Daemon) accounts(cfg *config.Config, day quota.Day) ([]quota.Account, e
 
 func (d *Daemon) usedToday(accts []quota.Account, day quota.Day) (int64, error) {
 	var sum int64
+	now := d.now()
 	for _, a := range accts {
-		n, err := d.store.Usage(a.Name, day)
-		if err != nil {
+		c, err := d.counter.Peek(context.Background(), a.Name, day, now)
+		if err != nil && !errors.Is(err, quota.ErrReadOnly) {
 			return 0, err
 		}
-		sum += n
+		sum += c.Used
 	}
 	return sum, nil
 }

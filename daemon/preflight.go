@@ -49,6 +49,9 @@ func preflight(cfg *config.Config) (*idheader.Keyring, []byte, error) {
 			errs = append(errs, fmt.Errorf("admin.token_file: %w", err))
 		}
 	}
+	if _, err := redisPassword(cfg); err != nil {
+		errs = append(errs, fmt.Errorf("store.redis.password_file: %w", err))
+	}
 	if g := cfg.Socket.Group; g != "" && anyUnix(cfg.Milter.Listen, cfg.Policy.Listen, cfg.Admin.Listen) {
 		if _, err := user.LookupGroup(g); err != nil {
 			errs = append(errs, fmt.Errorf("socket.group: %w", err))
@@ -72,23 +75,31 @@ const minToken = 16
 // readToken reads the admin bearer token: the file's first line. A file
 // others may read or write would hand the API to every local user.
 func readToken(path string) ([]byte, error) {
+	token, err := readSecret(path, minToken)
+	return []byte(token), err
+}
+
+// readSecret reads the first line of a file that holds a secret, at least
+// min characters long. A file others may read or write gives the secret to
+// every local user, so it is refused.
+func readSecret(path string, min int) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if fi.Mode().Perm()&0o007 != 0 {
-		return nil, fmt.Errorf("%s has mode %04o: others may read it; chmod o-rwx it", path, fi.Mode().Perm())
+		return "", fmt.Errorf("%s has mode %04o: others may read it; chmod o-rwx it", path, fi.Mode().Perm())
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
-	token := strings.TrimSpace(line)
-	if len(token) < minToken {
-		return nil, fmt.Errorf("%s: the token on its first line is shorter than %d characters", path, minToken)
+	secret := strings.TrimSpace(line)
+	if len(secret) < min {
+		return "", fmt.Errorf("%s: the secret on its first line is shorter than %d characters", path, min)
 	}
-	return []byte(token), nil
+	return secret, nil
 }
 
 // anyUnix reports whether one of the listen addresses is a unix socket,

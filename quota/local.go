@@ -54,7 +54,7 @@ func (l *Local) doneOf(txn string) *doneSet {
 
 // Reserve grants h if the account's usage plus its live holds leave room.
 func (l *Local) Reserve(_ context.Context, h Hold, limit int64, now time.Time) (Count, bool, error) {
-	if err := h.valid(now); err != nil {
+	if err := h.Validate(now); err != nil {
 		return Count{}, false, err
 	}
 	a := l.lock(h.Account)
@@ -258,7 +258,9 @@ next:
 	return out
 }
 
-func (h Hold) valid(now time.Time) error {
+// Validate rejects a hold that could not be counted: no id, account or
+// day, no relays, or an expiry not after now.
+func (h Hold) Validate(now time.Time) error {
 	switch {
 	case h.ID == "" || h.Account == "" || h.Day == "":
 		return fmt.Errorf("quota: hold without id, account or day: %+v", h)

@@ -1,0 +1,80 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/relaycap/relaycap/internal/redistest"
+	"github.com/relaycap/relaycap/quota"
+)
+
+// BenchmarkReserveCommit is one relay's cycle on Redis: the reserve script
+// at RCPT and the commit script at end of message, over 1000 accounts,
+// one node over a unix socket and a 3-node cluster on loopback. p99-ns is
+// the 99th percentile of one cycle.
+func BenchmarkReserveCommit(b *testing.B) {
+	for _, c := range benchTargets(b) {
+		b.Run(c.name, func(b *testing.B) {
+			s := open(b, c.addrs, 0, 0)
+			ctx := context.Background()
+			var next atomic.Int64
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				i := next.Add(1)
+				now := time.Now()
+				h := quota.Hold{ID: fmt.Sprint("h", i), Account: fmt.Sprint("user", i%1000), Day: "2026-11-27", N: 1, Expires: now.Add(time.Hour)}
+				if _, ok, err := s.Reserve(ctx, h, 1<<40, now); err != nil || !ok {
+					b.Fatalf("reserve: %v %v", ok, err)
+				}
+				if _, err := s.Commit(ctx, fmt.Sprint("t", i), []quota.Hold{h}, 1<<40, now); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(now))
+			}
+			reportP99(b, lat)
+		})
+	}
+}
+
+// BenchmarkPeek is what a policy check costs the store: one peek script.
+func BenchmarkPeek(b *testing.B) {
+	for _, c := range benchTargets(b) {
+		b.Run(c.name, func(b *testing.B) {
+			s := open(b, c.addrs, 0, 0)
+			ctx := context.Background()
+			var next atomic.Int64
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				start := time.Now()
+				if _, err := s.Peek(ctx, fmt.Sprint("user", next.Add(1)%1000), "2026-11-27", start); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			reportP99(b, lat)
+		})
+	}
+}
+
+type benchTarget struct {
+	name  string
+	addrs []string
+}
+
+func benchTargets(b *testing.B) []benchTarget {
+	srv := redistest.Start(b)
+	c := redistest.StartCluster(b, 3)
+	return []benchTarget{{"node=unix", []string{srv.Addr}}, {"cluster=3", c.Addrs()}}
+}
+
+func reportP99(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+}
