@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -17,11 +18,11 @@ func (c *cliDaemon) commit(t *testing.T, login string, n int) {
 	var txn quota.Txn
 	now := time.Now()
 	for range n {
-		if d, err := c.d.Engine().Reserve(&txn, login, now); err != nil || !d.Allowed() {
+		if d, err := c.d.Engine().Reserve(context.Background(), &txn, login, now); err != nil || !d.Allowed() {
 			t.Fatalf("reserve for %s: %+v %v", login, d, err)
 		}
 	}
-	if _, err := c.d.Engine().Commit(&txn, now); err != nil {
+	if _, err := c.d.Engine().Commit(context.Background(), &txn, now); err != nil {
 		t.Fatal(err)
 	}
 }
