@@ -149,6 +149,8 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.KeepUsage > 0 {
 		s.ttl = o.KeepUsage
 	}
+	// A cached count must not outlive its record.
+	s.usage.ttl = min(usageCacheTTL, s.ttl)
 	s.done.Add(1)
 	go s.collectGarbage(10 * time.Minute)
 	return s, nil

@@ -18,6 +18,7 @@ const (
 )
 
 type usageCache struct {
+	ttl     time.Duration // usageCacheTTL, or the records' own life if shorter
 	mu      sync.Mutex
 	epoch   uint64 // counts writes
 	entries map[usageKeyOf]cachedUsage
@@ -37,7 +38,7 @@ func (c *usageCache) get(account string, day quota.Day, now time.Time) (n int64,
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[usageKeyOf{account, day}]
-	if ok && (now.Before(e.at) || now.Sub(e.at) >= usageCacheTTL) {
+	if ok && (now.Before(e.at) || now.Sub(e.at) >= c.ttl) {
 		ok = false
 	}
 	return e.n, c.epoch, ok
