@@ -23,7 +23,7 @@ func cachedEngine(t *testing.T, defaultLimit int64) (*quota.Engine, *quota.Accou
 	}
 	t.Cleanup(func() { st.Close() })
 	cache := quota.NewAccountCache(st, 100)
-	e, err := quota.NewEngine(st, cache, quota.Settings{Location: ny, DefaultDailyLimit: defaultLimit})
+	e, err := quota.NewEngine(quota.NewLocal(st, time.Minute), cache, quota.Settings{Location: ny, DefaultDailyLimit: defaultLimit, HoldTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func change(t *testing.T, a quota.Accounts, name string, c quota.Change) {
 
 func wantVerdict(t *testing.T, e *quota.Engine, login string, now time.Time, want quota.Verdict) {
 	t.Helper()
-	d, err := e.Check(login, now)
+	d, err := e.Check(context.Background(), login, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,10 +71,10 @@ func TestAccountCacheMissesNoAdminChange(t *testing.T) {
 	wantVerdict(t, e, login, now, quota.Allowed)
 
 	var txn quota.Txn
-	if d, err := e.Reserve(&txn, login, now); err != nil || !d.Allowed() {
+	if d, err := e.Reserve(context.Background(), &txn, login, now); err != nil || !d.Allowed() {
 		t.Fatalf("reserve: %v, %v", d.Verdict, err)
 	}
-	if _, err := e.Commit(&txn, now); err != nil {
+	if _, err := e.Commit(context.Background(), &txn, now); err != nil {
 		t.Fatal(err)
 	}
 	wantVerdict(t, e, login, now, quota.OverQuota) // 1/1 used
@@ -143,7 +143,7 @@ func TestAccountCacheBounded(t *testing.T) {
 	for round := range 2 {
 		for i := range 300 {
 			name := fmt.Sprintf("u%03d@example.com", i)
-			a, err := e.Lookup(name, day)
+			a, err := e.Lookup(context.Background(), name, day)
 			want := int64(5)
 			if i%2 == 0 {
 				want = int64(i + 1)
