@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -93,7 +94,7 @@ func TestReloadUnderLoadCountsExactly(t *testing.T) {
 	}
 	var total int64
 	for i := range senders {
-		d, err := td.Engine().Check(fmt.Sprintf("user%05d@example.com", i*1000), td.clock.now())
+		d, err := td.Engine().Check(context.Background(), fmt.Sprintf("user%05d@example.com", i*1000), td.clock.now())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,17 +21,6 @@ import (
 	"github.com/relaycap/relaycap/internal/redistest"
 )
 
-// TestMain lets the test binary be `relaycap` itself: with RELAYCAP_AS_MAIN
-// set it runs main, so tests can start real `relaycap serve` processes
-// (and kill -9 them) without a separate build.
-func TestMain(m *testing.M) {
-	if os.Getenv("RELAYCAP_AS_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
 // host is one `relaycap serve` process with its own state dir.
 type host struct {
 	dir, cfg string
@@ -74,7 +63,7 @@ func startHost(t *testing.T, store, quota string, readTimeout time.Duration) *ho
 		t.Fatal(err)
 	}
 	h.cmd = exec.Command(os.Args[0], "serve", "--config", h.cfg)
-	h.cmd.Env = append(os.Environ(), "RELAYCAP_AS_MAIN=1")
+	h.cmd.Env = append(os.Environ(), "RELAYCAP_TEST_MAIN=1")
 	h.cmd.Stdout, h.cmd.Stderr = lockedWriter{h}, lockedWriter{h}
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -124,7 +113,7 @@ func (h *host) policy(login string) (string, error) {
 func (h *host) usage(t *testing.T, name string) string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "usage", name, "--config", h.cfg)
-	cmd.Env = append(os.Environ(), "RELAYCAP_AS_MAIN=1")
+	cmd.Env = append(os.Environ(), "RELAYCAP_TEST_MAIN=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("relaycap usage %s: %v\n%s", name, err, out)
