@@ -63,7 +63,8 @@ type Daemon struct {
 	redis         *redisstore.Store // nil unless store.backend is redis
 	metrics       *metrics.Metrics
 	metricsSrv    *metrics.Server // nil when metrics.listen is empty
-	accountsStore quota.Accounts  // the store's accounts, timed, behind the account cache
+	acctStore     quota.Accounts  // Badger's, or Redis's with the redis backend
+	accountsStore quota.Accounts  // acctStore timed, behind the account cache for Badger
 	status        statusState
 
 	milterLn, policyLn, adminLn, adminTCPLn, metricsLn net.Listener
@@ -123,12 +124,20 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 			d.closeAll()
 		}
 	}()
-	// This process alone owns the Badger directory, and every change of an
-	// account goes through the admin API below: lookups can come from
-	// memory. (A store shared by several hosts must not be cached.)
-	d.accountsStore = quota.NewAccountCache(d.metrics.WrapAccounts(store), accountCacheSize)
 	if d.counter, err = d.openCounter(cfg, store); err != nil {
 		return nil, err
+	}
+	if d.redis != nil {
+		// Shared by every host, so not cached: an admin change on one host
+		// applies to the next RCPT on every host.
+		d.acctStore = d.redis
+		d.accountsStore = d.metrics.WrapAccounts(d.redis)
+	} else {
+		// This process alone owns the Badger directory, and every change of
+		// an account goes through the admin API below: lookups can come
+		// from memory.
+		d.acctStore = store
+		d.accountsStore = quota.NewAccountCache(d.metrics.WrapAccounts(store), accountCacheSize)
 	}
 	if d.engine, err = quota.NewEngine(d.counter, d.accountsStore, engineSettings(cfg)); err != nil {
 		return nil, err

@@ -125,7 +125,7 @@ func (d *Daemon) accounts(cfg *config.Config, day quota.Day) ([]quota.Account, e
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for q := (quota.ListQuery{Limit: 1000}); ; {
-		page, err := d.store.ListAccounts(ctx, q)
+		page, err := d.acctStore.ListAccounts(ctx, q)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,7 +11,9 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/relaycap/relaycap/admin"
 	"github.com/relaycap/relaycap/internal/redistest"
+	"github.com/relaycap/relaycap/quota"
 )
 
 var redisPrefixes atomic.Int64
@@ -112,5 +115,62 @@ func TestStalledRedisIsATemporaryFailure(t *testing.T) {
 	d, err := td.Engine().Usage(context.Background(), "alice", td.clock.now())
 	if err != nil || d.Used != 1 {
 		t.Fatalf("after recovery: %+v, %v; want only the message sent after SIGCONT counted", d, err)
+	}
+}
+
+// TestAdminChangeAppliesOnEveryHost: with the redis backend the accounts
+// are shared: an account created, sold relays and suspended through one
+// host's admin socket applies to the next RCPT on the other host.
+func TestAdminChangeAppliesOnEveryHost(t *testing.T) {
+	srv := redistest.Start(t)
+	body := redisBody(srv.Addr, newPrefix(), 5)
+	one, other := startDaemon(t, body), startDaemon(t, body)
+	c, err := admin.NewClient("unix:"+filepath.Join(one.dir, "state", "admin.sock"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sendAs := func(login string) string {
+		t.Helper()
+		s := other.milterSession(t)
+		s.mail(login)
+		if _, refused := s.rcpts(1); len(refused) > 0 {
+			return refused[0]
+		}
+		if _, act := s.data(plainHeaders); act.Type != gomilter.ActionAccept {
+			t.Fatalf("%s: end of message %v", login, act)
+		}
+		return ""
+	}
+	if r := sendAs("carol"); r == "" {
+		t.Fatalf("carol before she exists: %q, want refused (not provisioned)", r)
+	}
+	limit := int64(1)
+	if _, err := c.PutAccount(ctx, "carol", admin.AccountRequest{DailyLimit: &limit}); err != nil {
+		t.Fatal(err)
+	}
+	if r := sendAs("carol"); r != "" {
+		t.Fatalf("carol created on the other host with limit 1: %q, want accepted", r)
+	}
+	if r := sendAs("carol"); !strings.HasPrefix(r, "450 4.7.1") {
+		t.Fatalf("carol's second relay: %q, want over quota", r)
+	}
+	if _, err := c.Purchase(ctx, "carol", admin.PurchaseRequest{Relays: 1, PurchaseID: "order-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Purchase(ctx, "carol", admin.PurchaseRequest{Relays: 1, PurchaseID: "order-1"}); err != nil {
+		t.Fatalf("the same purchase again: %v", err)
+	}
+	if r := sendAs("carol"); r != "" {
+		t.Fatalf("after buying one relay on the other host: %q, want accepted", r)
+	}
+	if r := sendAs("carol"); !strings.HasPrefix(r, "450 4.7.1") {
+		t.Fatalf("a purchase replayed counted twice: %q, want over quota", r)
+	}
+	if _, err := c.PutAccount(ctx, "carol", admin.AccountRequest{DailyLimit: &limit, Status: "suspended", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if d := other.check(t, "carol"); d.Verdict != quota.Suspended {
+		t.Fatalf("carol suspended on one host, on the other: %v", d.Verdict)
 	}
 }

@@ -53,7 +53,7 @@ func (d *Daemon) adminStatus(ctx context.Context) (admin.Status, error) {
 	}
 	now := d.now()
 	day := quota.DayOf(now, d.Config().Location)
-	top, err := d.store.Top(ctx, day, topN)
+	top, err := d.acctStore.Top(ctx, day, topN)
 	if err != nil {
 		return admin.Status{}, err
 	}

@@ -133,15 +133,17 @@ func (s *Store) call(ctx context.Context, what string, fn func(context.Context) 
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	err := fn(ctx)
-	s.brk.done(err != nil && !errors.Is(err, errRefused))
-	if err != nil && !errors.Is(err, errRefused) {
+	var refused pass
+	if errors.As(err, &refused) {
+		s.brk.done(false)
+		return err
+	}
+	s.brk.done(err != nil)
+	if err != nil {
 		return fmt.Errorf("redis %s: %w", what, err)
 	}
-	return err
+	return nil
 }
-
-// errRefused marks an answer of the script that is no failure of Redis.
-var errRefused = errors.New("refused")
 
 // Reserve runs the reserve script: one round trip.
 func (s *Store) Reserve(ctx context.Context, h quota.Hold, limit int64, now time.Time) (quota.Count, bool, error) {
@@ -232,6 +234,16 @@ func (s *Store) Commit(ctx context.Context, txn string, holds []quota.Hold, limi
 			return nil, fmt.Errorf("redis commit: total %q: %w", totals[i], err)
 		}
 		out[i] = quota.DayCount{Day: g.day, N: n}
+	}
+	if res[0] == "ok" {
+		add := make([]quota.DayCount, len(days))
+		for i, g := range days {
+			for _, h := range g.holds {
+				add[i].N += h.N
+			}
+			add[i].Day = g.day
+		}
+		s.bumpTop(ctx, account, add)
 	}
 	return out, nil
 }
