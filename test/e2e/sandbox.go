@@ -78,6 +78,10 @@ type Options struct {
 	// directory, so a scenario can fill the disk without touching the host's;
 	// 0 keeps it on the host's filesystem.
 	StateTmpfsMB int
+	// Redis, if set, puts relaycap's counter on this Redis
+	// (store.backend: redis) under RedisPrefix, shared with every other
+	// sandbox given the same.
+	Redis, RedisPrefix string
 	// Logf receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -338,6 +342,8 @@ type tmplData struct {
 	Accounts    []Account
 	IDHeader    bool
 	KeysFile    string
+	Redis       string
+	RedisPrefix string
 	// RelaycapMain is `relaycap postfix-config --main` for the sandbox's
 	// sockets: the README's main.cf lines.
 	RelaycapMain string
@@ -361,6 +367,7 @@ func (s *Sandbox) data() (tmplData, error) {
 		MetricsAddr: s.MetricsAddr,
 		WebhookURL:  s.Webhook.URL(), SecretFile: s.path("rc", "webhook.secret"),
 		Accounts: accts, IDHeader: s.opts.IDHeader, KeysFile: s.KeysFile,
+		Redis: s.opts.Redis, RedisPrefix: s.opts.RedisPrefix,
 	}
 	main, err := postfixconf.Main(postfixconf.Options{
 		Milter: "unix:" + d.MilterSock, Policy: "unix:" + d.PolicySock, QueueDirectory: s.path("pf", "spool"),
