@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -234,4 +235,18 @@ func onlyComments(data []byte) bool {
 		}
 	}
 	return true
+}
+
+// readAccountsFile reads Quota.AccountsFile, if set, into set. A relative
+// path is relative to the config file's directory.
+func (c *Config) readAccountsFile(set *accountSet) error {
+	file := c.Quota.AccountsFile
+	if file == "" {
+		return nil
+	}
+	if !filepath.IsAbs(file) && c.Path != "" {
+		file = filepath.Join(filepath.Dir(c.Path), file)
+		c.Quota.AccountsFile = file
+	}
+	return set.readAccountsFile(file)
 }
