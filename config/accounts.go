@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -82,7 +83,7 @@ func (s *accountSet) note(format string, args ...any) {
 
 // add records one account as written in the file.
 func (s *accountSet) add(line int, name []byte, limit int64, status quota.Status, dryRun bool) {
-	if len(name) == 0 || bytes.IndexFunc(name, unicode.IsSpace) >= 0 || bytes.IndexFunc(name, unicode.IsControl) >= 0 {
+	if !loginName(name) {
 		s.problem(line, "%q is not a login name", name)
 		return
 	}
@@ -99,6 +100,21 @@ func (s *accountSet) add(line int, name []byte, limit int64, status quota.Status
 	}
 	s.lines = append(s.lines, int32(line))
 	s.b.Add(name, limit, status, dryRun)
+}
+
+// loginName reports whether name can be a SASL login: not empty, no space
+// or control character.
+func loginName(name []byte) bool {
+	for i, c := range name {
+		if c >= utf8.RuneSelf {
+			rest := name[i:]
+			return bytes.IndexFunc(rest, unicode.IsSpace) < 0 && bytes.IndexFunc(rest, unicode.IsControl) < 0
+		}
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return len(name) > 0
 }
 
 // hasUpper reports whether name has a letter that lower case changes.

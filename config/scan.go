@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"slices"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -22,6 +23,9 @@ const slowBatch = 256
 // region is not such a mapping or yaml.v3 reads a piece differently; the
 // caller then rolls back and parses the whole file with yaml.v3.
 func (s *accountSet) scanFast(region []byte, firstLine int) bool {
+	if !printable(region) {
+		return false // yaml.v3 refuses the file, and says where
+	}
 	// Room for an account a line, each line at least "n: 1\n" long.
 	lines := bytes.Count(region, []byte{'\n'}) + 1
 	s.b.Grow(lines, max(0, len(region)-3*lines))
@@ -61,14 +65,14 @@ func (s *accountSet) scanFast(region []byte, firstLine int) bool {
 		off = next
 		rest := bytes.TrimLeft(text, " ")
 		ind := len(text) - len(rest)
-		if t := bytes.TrimLeft(rest, " \t"); len(t) == 0 || t[0] == '#' {
+		if len(rest) > 0 && rest[0] == '\t' {
+			return false // a tab where YAML wants indentation, even on a blank line
+		}
+		if len(rest) == 0 || rest[0] == '#' {
 			if cur.started {
 				cur.end = next
 			}
 			continue
-		}
-		if rest[0] == '\t' {
-			return false
 		}
 		if indent < 0 {
 			indent = ind
@@ -84,6 +88,11 @@ func (s *accountSet) scanFast(region []byte, firstLine int) bool {
 			continue
 		}
 		if !finish() {
+			return false
+		}
+		if c := rest[0]; !plainStart(c) && c != '"' && c != '\'' && c < utf8.RuneSelf {
+			// A flow collection, a complex key, an anchor, a tag: read
+			// alone it may mean what it cannot mean in its mapping.
 			return false
 		}
 		cur = fastEntry{started: true, start: start, end: next, line: line}
@@ -295,6 +304,28 @@ func fastInt(p []byte, i int) (n int64, end int, ok bool) {
 		n = -n
 	}
 	return n, i, true
+}
+
+// printable reports whether p holds only what YAML allows in a stream
+// (YAML 1.2 section 5.1, c-printable), as valid UTF-8, and no byte order
+// mark: yaml.v3 refuses anything else, even in a comment.
+func printable(p []byte) bool {
+	for i := 0; i < len(p); {
+		c := p[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(p[i:])
+		if r == utf8.RuneError || r == 0xfeff || !(r == 0x85 || r >= 0xa0 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000) {
+			return false
+		}
+		i += n
+	}
+	return true
 }
 
 func skipSpaces(p []byte, i int) int {

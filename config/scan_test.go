@@ -45,35 +45,54 @@ func TestScanAgreesWithYAML(t *testing.T) {
 	isolate(t)
 	fast := 0
 	for _, body := range accountBodies {
-		dir := t.TempDir()
-		writeFile(t, dir, "accounts.yaml", body+"\n")
-		file := writeFile(t, dir, "file.yaml", "id_header: {keys_file: /k}\nquota:\n  accounts_file: accounts.yaml\n")
-		indented := "    " + strings.ReplaceAll(body, "\n", "\n    ")
-		inline := writeFile(t, dir, "inline.yaml", "id_header: {keys_file: /k}\nquota:\n  timezone: UTC\n  accounts:\n"+indented+"\n  history_days: 9\nlog: {level: warn}\n")
-		var s accountSet
-		s.source("x")
-		if s.scanFast([]byte(body+"\n"), 1) {
+		if agreesWithYAML(t, body) {
 			fast++
-		}
-		for _, path := range []string{file, inline} {
-			useScan = false
-			want, wantErr := Load(path, nil)
-			useScan = true
-			got, gotErr := Load(path, nil)
-			if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
-				t.Errorf("%s of %q:\n got %v\nwant %v", filepath.Base(path), body, gotErr, wantErr)
-				continue
-			}
-			if gotErr == nil && !reflect.DeepEqual(slices.Collect(got.Quota.Accounts.All()), slices.Collect(want.Quota.Accounts.All())) {
-				t.Errorf("%s of %q:\n got %v\nwant %v", filepath.Base(path), body,
-					slices.Collect(got.Quota.Accounts.All()), slices.Collect(want.Quota.Accounts.All()))
-			}
-			if gotErr == nil {
-				same(t, got, want)
-			}
 		}
 	}
 	t.Logf("%d of %d bodies scanned without falling back", fast, len(accountBodies))
+}
+
+// FuzzScanAgreesWithYAML is TestScanAgreesWithYAML on any body.
+func FuzzScanAgreesWithYAML(f *testing.F) {
+	for _, body := range accountBodies {
+		f.Add(body)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		isolate(t)
+		agreesWithYAML(t, body)
+	})
+}
+
+// agreesWithYAML checks body both ways and reports whether scanFast read
+// it without falling back.
+func agreesWithYAML(t *testing.T, body string) bool {
+	t.Helper()
+	dir := t.TempDir()
+	writeFile(t, dir, "accounts.yaml", body+"\n")
+	file := writeFile(t, dir, "file.yaml", "id_header: {keys_file: /k}\nquota:\n  accounts_file: accounts.yaml\n")
+	indented := "    " + strings.ReplaceAll(body, "\n", "\n    ")
+	inline := writeFile(t, dir, "inline.yaml", "id_header: {keys_file: /k}\nquota:\n  timezone: UTC\n  accounts:\n"+indented+"\n  history_days: 9\nlog: {level: warn}\n")
+	var s accountSet
+	s.source("x")
+	fast := s.scanFast([]byte(body+"\n"), 1)
+	for _, path := range []string{file, inline} {
+		useScan = false
+		want, wantErr := Load(path, nil)
+		useScan = true
+		got, gotErr := Load(path, nil)
+		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Errorf("%s of %q:\n got %v\nwant %v", filepath.Base(path), body, gotErr, wantErr)
+			continue
+		}
+		if gotErr == nil && !reflect.DeepEqual(slices.Collect(got.Quota.Accounts.All()), slices.Collect(want.Quota.Accounts.All())) {
+			t.Errorf("%s of %q:\n got %v\nwant %v", filepath.Base(path), body,
+				slices.Collect(got.Quota.Accounts.All()), slices.Collect(want.Quota.Accounts.All()))
+		}
+		if gotErr == nil {
+			same(t, got, want)
+		}
+	}
+	return fast
 }
 
 // TestDuplicateDeepInAMillion: a million accounts load, and a name given
