@@ -78,6 +78,9 @@ type Daemon struct {
 	mu   sync.Mutex
 	cfg  *config.Config
 	keys *idheader.Keyring // nil: none loaded, authenticated mail is deferred
+	// keysGone is why the last reload refused the keys file (missing or
+	// without a key) while keys ran; nil once a reload reads a key again.
+	keysGone error
 
 	wg   sync.WaitGroup
 	errc chan error
@@ -229,7 +232,8 @@ func (d *Daemon) Config() *config.Config {
 // Reload swaps in a new, validated config: accounts, limits, default limit,
 // over_quota, the unauthenticated policy, headers, keys and log level. It
 // applies all of it or, if the keys cannot be loaded, nothing: a keys file
-// that vanished keeps the running keys rather than deferring all mail.
+// that vanished keeps the running keys rather than deferring all mail (and
+// turns /healthz 503 until a reload finds a key again).
 // Settings that need a restart keep their running values; a change to one
 // is logged.
 func (d *Daemon) Reload(cfg *config.Config) (err error) {
@@ -238,6 +242,9 @@ func (d *Daemon) Reload(cfg *config.Config) (err error) {
 	old, oldKeys := d.cfg, d.keys
 	d.mu.Unlock()
 	keys, err := loadKeys(cfg, oldKeys, d.log)
+	d.mu.Lock()
+	d.keysGone = keysGoneErr(cfg, err)
+	d.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -405,6 +412,24 @@ func loadKeys(cfg *config.Config, running *idheader.Keyring, log *slog.Logger) (
 // noKeys tells a keys file that is missing or holds no key yet.
 func noKeys(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, idheader.ErrNoKeys)
+}
+
+// keysGoneErr is what /healthz says when a reload found the keys file
+// missing or holding no key while a key runs (loadKeys refused it): mail
+// is still sealed, but the host is one restart away from deferring all
+// authenticated mail, so a load balancer should take it out of rotation.
+func keysGoneErr(cfg *config.Config, err error) error {
+	var what string
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		what = "is missing"
+	case errors.Is(err, idheader.ErrNoKeys):
+		what = "holds no key"
+	default:
+		return nil
+	}
+	return fmt.Errorf("keys file %s %s (mail is still sealed with the key loaded before; a restart would defer all authenticated mail)",
+		cfg.IDHeader.KeysFile, what)
 }
 
 func logNoKeys(cfg *config.Config, log *slog.Logger) {

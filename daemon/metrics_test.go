@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	gomilter "github.com/d--j/go-milter"
 	"github.com/relaycap/relaycap/admin"
 	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/idheader"
@@ -271,8 +273,7 @@ func TestConfigReloadMetrics(t *testing.T) {
 
 // TestHealthzFollowsTheKeys: a daemon started on a keys file that holds no
 // key yet (as a package leaves it) is unhealthy, says why, and turns
-// healthy once a key exists and is reloaded. Emptying the file again does
-// not unload the running key (a reload refuses it), so it stays healthy.
+// healthy once a key exists and is reloaded.
 func TestHealthzFollowsTheKeys(t *testing.T) {
 	const cfgBody = metricsOn + "quota: {accounts: {alice: 5}}\n"
 	td := startDaemon(t, cfgBody)
@@ -315,16 +316,90 @@ func TestHealthzFollowsTheKeys(t *testing.T) {
 	}
 	want(t, td.scrape(t), 1, "relaycap_id_keys_loaded")
 
-	if err := os.WriteFile(keys, nil, 0o640); err != nil {
+}
+
+// TestHealthzWhenTheKeysFileGoesUnderARunningKey: a reload that finds the
+// keys file emptied, or removed, keeps the running key (mail is still
+// sealed with it) but /healthz answers 503 naming the file, since a restart
+// would defer all authenticated mail. A key in the file and a reload make
+// it 200 again.
+func TestHealthzWhenTheKeysFileGoesUnderARunningKey(t *testing.T) {
+	const cfgBody = metricsOn + "quota: {accounts: {alice: 5}}\n"
+	td := startDaemon(t, cfgBody)
+	keys := filepath.Join(td.dir, "id.keys")
+	running, err := idheader.LoadKeyring(keys)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := td.ReloadFrom(func() (*config.Config, error) { return config.Load(td.cfgPath, nil) }); err == nil {
-		t.Fatal("a reload on an emptied keys file unloaded the running key")
+	reloadFile := func() error {
+		return td.ReloadFrom(func() (*config.Config, error) { return config.Load(td.cfgPath, nil) })
 	}
-	if code, _ := td.healthz(t); code != http.StatusOK {
-		t.Fatalf("running key kept after a refused reload, yet /healthz says %d", code)
+	for _, c := range []struct {
+		name, says string
+		spoil      func() error
+	}{
+		{"emptied", "holds no key", func() error { return os.WriteFile(keys, nil, 0o640) }},
+		{"removed", "is missing", func() error { return os.Remove(keys) }},
+	} {
+		if code, body := td.healthz(t); code != http.StatusOK || body != "ok\n" {
+			t.Fatalf("%s: before: %d %q, want 200 ok", c.name, code, body)
+		}
+		if err := c.spoil(); err != nil {
+			t.Fatal(err)
+		}
+		if err := reloadFile(); err == nil {
+			t.Fatalf("%s: a reload unloaded the running key", c.name)
+		}
+		code, body := td.healthz(t)
+		reason := "keys file " + keys + " " + c.says + " (mail is still sealed with the key loaded before; a restart would defer all authenticated mail)"
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, reason) {
+			t.Fatalf("%s: %d %q, want 503 %q", c.name, code, body, reason)
+		}
+		f := td.scrape(t)
+		want(t, f, 0, "relaycap_config_last_reload_successful")
+		want(t, f, 1, "relaycap_id_keys_loaded")
+
+		s := td.milterSession(t)
+		s.mail("alice")
+		s.rcpts(1)
+		mods, act := s.data(plainHeaders)
+		if act.Type != gomilter.ActionAccept {
+			t.Fatalf("%s: message with the running key: %v, want accept", c.name, act)
+		}
+		if token := insertedHeader(mods, "X-Relay-ID"); token == "" {
+			t.Fatalf("%s: no X-Relay-ID inserted: %v", c.name, mods)
+		} else if _, err := running.Open(token); err != nil {
+			t.Fatalf("%s: token not sealed with the running key: %v", c.name, err)
+		}
+
+		if err := os.Remove(keys); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if _, err := idheader.Keygen(keys, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := reloadFile(); err != nil {
+			t.Fatalf("%s: reload after keygen: %v", c.name, err)
+		}
+		if code, body := td.healthz(t); code != http.StatusOK || body != "ok\n" {
+			t.Fatalf("%s: after keygen and reload: %d %q, want 200 ok", c.name, code, body)
+		}
+		want(t, td.scrape(t), 1, "relaycap_config_last_reload_successful")
+		if running, err = idheader.LoadKeyring(keys); err != nil {
+			t.Fatal(err)
+		}
 	}
-	want(t, td.scrape(t), 0, "relaycap_config_last_reload_successful")
+}
+
+// insertedHeader is the value of the first header named name that mods
+// insert, or "".
+func insertedHeader(mods []gomilter.ModifyAction, name string) string {
+	for _, m := range mods {
+		if m.Type == gomilter.ActionInsertHeader && m.HeaderName == name {
+			return m.HeaderValue
+		}
+	}
+	return ""
 }
 
 func TestMetricsOffByDefault(t *testing.T) {

@@ -58,16 +58,20 @@ func (d *Daemon) ReloadFrom(load func() (*config.Config, error)) error {
 }
 
 // Health says why relaycap cannot relay mail now, or nil: an
-// identification key must be loaded (else authenticated mail is deferred)
-// and the store must answer a read and accept writes (not below
-// store.min_free_mb).
+// identification key must be loaded (else authenticated mail is deferred),
+// the last reload must have found one in the keys file (else a restart
+// would defer it), and the store must answer a read and accept writes (not
+// below store.min_free_mb).
 func (d *Daemon) Health() error {
 	d.mu.Lock()
-	cfg, keys := d.cfg, d.keys
+	cfg, keys, keysGone := d.cfg, d.keys, d.keysGone
 	d.mu.Unlock()
 	var problems []error
 	if keys == nil {
 		problems = append(problems, fmt.Errorf("no identification key loaded from %s", cfg.IDHeader.KeysFile))
+	}
+	if keysGone != nil {
+		problems = append(problems, keysGone)
 	}
 	// Peek reads the counter (Badger or Redis) and, for Badger, fails
 	// with quota.ErrReadOnly below store.min_free_mb.
