@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,9 @@ import (
 // Prometheus' query API then reports as many new committed relays as the
 // sink received, and the policy refusals; every expression of the shipped
 // dashboard and rules runs on it without error. /healthz turns 503 while
-// the state disk is below store.min_free_mb and 200 once space is back.
+// the state disk is below store.min_free_mb and 200 once space is back,
+// and 503 after a SIGHUP on an emptied keys file, 200 after one on the
+// restored file.
 func TestPrometheusScrape(t *testing.T) {
 	sc := begin(t, true)
 	const account = "prom@example.com" // limit 6
@@ -72,6 +75,7 @@ func TestPrometheusScrape(t *testing.T) {
 	}
 	sc.queryShipped(t, prom, monitoring)
 	sc.healthzFollowsTheDisk(t, direct)
+	sc.healthzFollowsTheKeysFile(t, direct)
 }
 
 // caughtUp waits until Prometheus' latest sample of expr equals what
@@ -226,5 +230,58 @@ func (sc *scenario) healthzFollowsTheDisk(t *testing.T, direct *metrics.Client) 
 	filled = false
 	if code, body := health(http.StatusOK); code != http.StatusOK {
 		sc.errorf(t, "/healthz with space back: %d %q, want 200", code, body)
+	}
+}
+
+// healthzFollowsTheKeysFile empties the keys file under the running key
+// and sends SIGHUP: the reload is refused and /healthz answers 503 naming
+// the file. The restored file (the same key, for the scenarios after this
+// one) and another SIGHUP make it 200 again.
+func (sc *scenario) healthzFollowsTheKeysFile(t *testing.T, direct *metrics.Client) {
+	t.Helper()
+	saved, err := os.ReadFile(sb.KeysFile)
+	if err != nil {
+		sc.fatalf(t, "%v", err)
+	}
+	restored := false
+	defer func() {
+		if !restored {
+			os.WriteFile(sb.KeysFile, saved, 0o640)
+			sb.Relaycap.Reload()
+		}
+	}()
+	if err := os.Truncate(sb.KeysFile, 0); err != nil {
+		sc.fatalf(t, "%v", err)
+	}
+	sc.sighup(t, reloadFailed)
+	code, body, err := direct.Raw(sc.ctx, "/healthz")
+	if err != nil {
+		sc.fatalf(t, "/healthz: %v", err)
+	}
+	if reason := "keys file " + sb.KeysFile + " holds no key"; code != http.StatusServiceUnavailable || !strings.Contains(string(body), reason) {
+		sc.errorf(t, "/healthz after a reload on the emptied keys file: %d %q, want 503 %q", code, body, reason)
+	}
+	if err := os.WriteFile(sb.KeysFile, saved, 0o640); err != nil {
+		sc.fatalf(t, "%v", err)
+	}
+	restored = true
+	sc.sighup(t, reloadLine)
+	if code, body, err := direct.Raw(sc.ctx, "/healthz"); err != nil || code != http.StatusOK {
+		sc.errorf(t, "/healthz after a reload on the restored keys file: %d %q %v, want 200", code, body, err)
+	}
+}
+
+// sighup sends SIGHUP and waits for the log line want (reloadLine or
+// reloadFailed) after it.
+func (sc *scenario) sighup(t *testing.T, want *regexp.Regexp) {
+	t.Helper()
+	off := sb.Relaycap.LogSize()
+	if err := sb.Relaycap.Reload(); err != nil {
+		sc.fatalf(t, "%v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !want.MatchString(sb.Relaycap.LogSince(off)); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			sc.fatalf(t, "no %q in the log within 10s of SIGHUP; log since:\n%s", want, sb.Relaycap.LogSince(off))
+		}
 	}
 }
