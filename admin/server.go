@@ -191,7 +191,7 @@ func classify(err error) *apiError {
 		return &apiError{http.StatusConflict, CodeTerminated, err.Error() + ": it can only be deleted"}
 	case errors.Is(err, quota.ErrPurchaseConflict):
 		return &apiError{http.StatusConflict, CodePurchaseConflict, err.Error()}
-	case errors.Is(err, quota.ErrNeedsLimit):
+	case errors.Is(err, quota.ErrNeedsLimit), errors.Is(err, quota.ErrLimitTooHigh):
 		return &apiError{http.StatusBadRequest, CodeBadRequest, err.Error()}
 	}
 	return &apiError{http.StatusServiceUnavailable, CodeUnavailable, "store unavailable: " + err.Error()}

@@ -215,6 +215,51 @@ func TestTopUpEndsAtMidnight(t *testing.T) {
 	}
 }
 
+// TestTopUpEndsAtMidnightOnDSTDays: on the 25-hour day (New York falls
+// back on 2026-11-01) and on the 23-hour day (it springs forward on
+// 2026-03-08) a today-only top-up lasts to the local midnight that ends
+// the day, and resets_at says that midnight with the offset it has.
+func TestTopUpEndsAtMidnightOnDSTDays(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		bought      time.Time // late on the DST day
+		resetsAt    string
+		lastInstant time.Time // the day's last second
+		nextDay     quota.Day
+	}{
+		{"fall back", time.Date(2026, 11, 1, 23, 0, 0, 0, newYork), "2026-11-02T00:00:00-05:00",
+			time.Date(2026, 11, 1, 23, 59, 59, 0, newYork), "2026-11-02"},
+		{"spring forward", time.Date(2026, 3, 8, 23, 0, 0, 0, newYork), "2026-03-09T00:00:00-04:00",
+			time.Date(2026, 3, 8, 23, 59, 59, 0, newYork), "2026-03-09"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := startAPI(t, nil)
+			a.clock.set(c.bought)
+			a.create(t, "alice", 2)
+			if _, err := a.Purchase(ctx, "alice", PurchaseRequest{Relays: 3, PurchaseID: "dst", TodayOnly: true}); err != nil {
+				t.Fatal(err)
+			}
+			a.clock.set(c.lastInstant)
+			u, err := a.Usage(ctx, "alice")
+			if err != nil || u.Limit != 5 || u.ResetsAt != c.resetsAt {
+				t.Fatalf("the DST day's last second: %+v, %v; want limit 5, resets at %s", u, err, c.resetsAt)
+			}
+			reset, err := time.Parse(time.RFC3339, u.ResetsAt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.clock.set(reset)
+			u, err = a.Usage(ctx, "alice")
+			if err != nil || u.Limit != 2 || u.Day != string(c.nextDay) {
+				t.Fatalf("at resets_at: %+v, %v; want limit 2 on %s", u, err, c.nextDay)
+			}
+			if d, err := a.engine.Check(context.Background(), "alice", reset); err != nil || d.Limit != 2 {
+				t.Fatalf("the engine at resets_at: limit %d, %v; want 2", d.Limit, err)
+			}
+		})
+	}
+}
+
 func TestFileManagedAccountsAreReadOnly(t *testing.T) {
 	a := startAPI(t, map[string]quota.Account{"bob": {DailyLimit: 50}})
 	limit := int64(5)
@@ -237,8 +282,8 @@ func TestFileManagedAccountsAreReadOnly(t *testing.T) {
 	if err != nil || d.Account.Source != "file" || d.Account.DailyLimit != 50 || d.Usage.Limit != 50 {
 		t.Fatalf("show of a file account: %+v, %v", d, err)
 	}
-	if _, ok, _ := a.store.Account(ctx, "bob"); ok {
-		t.Fatal("a refused change wrote a store record")
+	if _, ok, err := a.store.Account(ctx, "bob"); err != nil || ok {
+		t.Fatalf("a refused change wrote a store record (or the read failed: %v)", err)
 	}
 }
 
@@ -264,6 +309,27 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"PUT", "/v1/accounts/alice", `{"daily_limit": -1}`, 400, CodeBadRequest, "negative"},
 		{"PUT", "/v1/accounts/alice", `{"status": "paused"}`, 400, CodeBadRequest, "unknown account status"},
 		{"PUT", "/v1/accounts/newbie", `{"note": "no limit"}`, 400, CodeBadRequest, "daily limit"},
+		// A limit past int64 would wrap negative and take away what was paid for.
+		{"POST", "/v1/accounts/alice/purchases", `{"relays": 9223372036854775807, "purchase_id": "huge"}`, 400, CodeBadRequest, "at most"},
+		{"POST", "/v1/accounts/alice/purchases", `{"relays": 9223372036854775807, "purchase_id": "huge-today", "today_only": true}`, 400, CodeBadRequest, "at most"},
+		{"POST", "/v1/accounts/alice/purchases", `{"relays": 99999999999999999999, "purchase_id": "a"}`, 400, CodeBadRequest, "relays"},
+		{"PUT", "/v1/accounts/alice", `{"daily_limit": 9223372036854775807}`, 400, CodeBadRequest, "at most"},
+		{"POST", "/v1/accounts/alice/purchases", `{"relays": 999999999991, "purchase_id": "just-over"}`, 400, CodeBadRequest, "at most"},
+		{"POST", "/v1/accounts/alice/purchases", `{"relays": 0, "purchase_id": "a"}`, 400, CodeBadRequest, "positive"},
+		{"POST", "/v1/accounts/alice/purchases", `{"relays": 5, "purchase_id": ""}`, 400, CodeBadRequest, "purchase_id"},
+		{"PUT", "/v1/accounts/al%00ice", `{"daily_limit": 5}`, 400, CodeBadRequest, "control character"},
+		{"PUT", "/v1/accounts/%20", `{"daily_limit": 5}`, 400, CodeBadRequest, "account name"},
+		{"POST", "/v1/accounts/alice/suspend", `{"reason": 7}`, 400, CodeBadRequest, "reason"},
+		{"PUT", "/v1/accounts/alice", `{"status": "SUSPENDED "}`, 400, CodeBadRequest, "unknown account status"},
+		{"GET", "/v1/accounts?limit=0", ``, 400, CodeBadRequest, "limit"},
+		{"GET", "/v1/accounts?limit=1001", ``, 400, CodeBadRequest, "limit"},
+		{"GET", "/v1/accounts?limit=ten", ``, 400, CodeBadRequest, "limit"},
+		{"GET", "/v1/accounts?status=gone", ``, 400, CodeBadRequest, "status"},
+		{"GET", "/v1/accounts/alice?audit=-1", ``, 400, CodeBadRequest, "audit"},
+		{"GET", "/v1/accounts/alice/audit?limit=0", ``, 400, CodeBadRequest, "limit"},
+		{"GET", "/v1/usage/top?n=0", ``, 400, CodeBadRequest, "n="},
+		{"GET", "/v1/usage/top?day=yesterday", ``, 400, CodeBadRequest, "day"},
+		{"GET", "/v1/accounts/alice/history?from=2026-11-27&to=2026-11-01", ``, 400, CodeBadRequest, "after"},
 		{"POST", "/v1/accounts/alice/suspend", `{}`, 400, CodeBadRequest, "reason is required"},
 		{"POST", "/v1/accounts/alice/suspend", `{"reason": "x", "until": "never"}`, 400, CodeBadRequest, "unknown field"},
 		{"GET", "/v1/accounts/alice/history?days=0", ``, 400, CodeBadRequest, "days"},
@@ -281,8 +347,10 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 	if err != nil || d.Account.DailyLimit != 10 || d.Account.Status != "active" || len(d.Purchases) != 0 || len(d.Audit) != 1 {
 		t.Fatalf("after bad requests: %+v, %v", d, err)
 	}
-	if _, ok, _ := a.store.Account(ctx, "newbie"); ok {
-		t.Fatal("a refused creation wrote a record")
+	for _, name := range []string{"newbie", "al\x00ice", " "} {
+		if _, ok, err := a.store.Account(ctx, name); err != nil || ok {
+			t.Fatalf("a refused creation of %q wrote a record (or the read failed: %v)", name, err)
+		}
 	}
 }
 

@@ -121,12 +121,32 @@ type ListQuery struct {
 	Limit  int    // at most this many; must be > 0
 }
 
+// MaxLimit bounds a daily limit, and a day's limit with its top-ups: far
+// above any plan, and far enough below the end of int64 that limits,
+// usage and reservations add up without wrapping (a wrapped limit is
+// negative and takes away what was paid for).
+const MaxLimit int64 = 1_000_000_000_000
+
 // Errors of the Accounts store that callers tell apart.
 var (
 	ErrNoAccount        = errors.New("no such account")
 	ErrPurchaseConflict = errors.New("purchase id already used for a different purchase")
 	ErrTerminated       = errors.New("account is terminated")
+	ErrLimitTooHigh     = fmt.Errorf("a limit may be at most %d relays a day", MaxLimit)
 )
+
+// withinLimit reports whether the non-negative parts add up to at most
+// MaxLimit, without overflowing on the way.
+func withinLimit(parts ...int64) bool {
+	var sum int64
+	for _, n := range parts {
+		if n < 0 || n > MaxLimit-sum {
+			return false
+		}
+		sum += n
+	}
+	return true
+}
 
 // Accounts keeps the store-managed accounts and everything about them that
 // is not the hot-path counter: records, purchases, the audit trail, and
@@ -185,6 +205,10 @@ func ApplyPurchase(r AccountRecord, p Purchase) (AccountRecord, Purchase, error)
 	}
 	if p.Relays <= 0 || p.ID == "" || p.Day == "" {
 		return r, p, fmt.Errorf("quota: invalid purchase %+v", p)
+	}
+	if !withinLimit(r.DailyLimit, r.TopUp(p.Day), p.Relays) {
+		return r, p, fmt.Errorf("%w: %s has %d (+%d on %s), %d more is too many",
+			ErrLimitTooHigh, r.Name, r.DailyLimit, r.TopUp(p.Day), p.Day, p.Relays)
 	}
 	var kept []DayCount
 	for _, dc := range r.TopUps {

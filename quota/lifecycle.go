@@ -2,6 +2,7 @@ package quota
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -51,6 +52,9 @@ func (c Change) Apply(name string) func(AccountRecord, bool) (AccountRecord, Aud
 		}
 		if c.Status != "" {
 			next.Status = c.Status
+		}
+		if c.DailyLimit != nil && !withinLimit(next.DailyLimit, next.TopUp(c.Day)) {
+			return cur, entry, fmt.Errorf("%w: %d (+%d on %s)", ErrLimitTooHigh, next.DailyLimit, next.TopUp(c.Day), c.Day)
 		}
 		next.Updated = c.Time
 		after := StateOf(next, c.Day)
