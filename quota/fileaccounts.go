@@ -62,10 +62,14 @@ func (t *FileAccounts) at(i int) Account {
 }
 
 // Get returns the account named name, which must be normalized
-// (NormalizeName).
+// (NormalizeName). The account's Name is name itself, not a piece of the
+// table: whoever keeps it (a cache, a map of open transactions) must not
+// keep a reloaded table's megabytes alive with it.
 func (t *FileAccounts) Get(name string) (Account, bool) {
 	if i := t.search(name); i < t.Len() && t.name(i) == name {
-		return t.at(i), true
+		a := t.at(i)
+		a.Name = name
+		return a, true
 	}
 	return Account{}, false
 }
@@ -74,7 +78,8 @@ func (t *FileAccounts) Get(name string) (Account, bool) {
 func (t *FileAccounts) All() iter.Seq[Account] { return t.After("") }
 
 // After yields the accounts named after name, in name order: a page of a
-// listing starts where the last one ended.
+// listing starts where the last one ended. Their names share the table's
+// memory; strings.Clone one to keep it.
 func (t *FileAccounts) After(name string) iter.Seq[Account] {
 	return func(yield func(Account) bool) {
 		for i := t.search(name); i < t.Len(); i++ {

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestFileAccounts(t *testing.T) {
@@ -98,5 +100,18 @@ func TestFileAccountsTruncate(t *testing.T) {
 	tab, _ := b.Build()
 	if got := slices.Collect(tab.All()); len(got) != 2 || got[0].Name != "alice" || got[1].Name != "carol" || got[1].DailyLimit != 3 {
 		t.Errorf("after Truncate: %v", got)
+	}
+}
+
+// TestFileAccountsGetKeepsNoPieceOfTheTable: the name Get returns is the
+// caller's string, so keeping it does not keep the table's names alive.
+func TestFileAccountsGetKeepsNoPieceOfTheTable(t *testing.T) {
+	var b FileAccountsBuilder
+	b.Add([]byte("alice"), 1, StatusActive, false)
+	tab, _ := b.Build()
+	name := strings.Clone("alice")
+	a, ok := tab.Get(name)
+	if !ok || unsafe.StringData(a.Name) != unsafe.StringData(name) {
+		t.Fatalf("Get(%q) = %+v, %v: the name is not the caller's", name, a, ok)
 	}
 }

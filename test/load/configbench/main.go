@@ -231,6 +231,7 @@ func measure(bin string, n int, where string, reloads, clients int) (*result, er
 		time.Sleep(500 * time.Millisecond)
 		r.rssReloads = append(r.rssReloads, rss(serve.Process.Pid))
 	}
+	fmt.Fprintf(os.Stderr, "after the reloads: %s\n", rssParts(serve.Process.Pid))
 	stop.Store(true)
 	wg.Wait()
 	select {
@@ -293,6 +294,22 @@ func rss(pid int) int64 {
 		}
 	}
 	return -1
+}
+
+// rssParts is the resident set split as the kernel counts it: anonymous
+// (the Go heap), file-backed (Badger's memory-mapped tables), shared.
+func rssParts(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return err.Error()
+	}
+	var parts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "RssAnon:") || strings.HasPrefix(line, "RssFile:") || strings.HasPrefix(line, "RssShmem:") {
+			parts = append(parts, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // notifier is systemd's side of sd_notify.
