@@ -122,9 +122,27 @@ func (s *Server) listAccounts(c *call, _ *noBody) (AccountList, error) {
 		return AccountList{}, err
 	}
 	after := quota.NormalizeName(q.Get("after"))
-	// One more than asked tells whether there is a next page.
-	stored, err := s.o.Accounts.ListAccounts(c.r.Context(), quota.ListQuery{Status: status, After: after, Limit: limit + 1})
-	if err != nil {
+	// One more than asked tells whether there is a next page. Records the
+	// file shadows are skipped, so a full batch of them is followed by the
+	// next one: the page must not end while the store has more.
+	var stored []quota.AccountRecord
+	storeAfter, storeDone := after, false
+	refill := func() error {
+		if len(stored) > 0 || storeDone {
+			return nil
+		}
+		batch, err := s.o.Accounts.ListAccounts(c.r.Context(), quota.ListQuery{Status: status, After: storeAfter, Limit: limit + 1})
+		if err != nil {
+			return err
+		}
+		storeDone = len(batch) < limit+1
+		if len(batch) > 0 {
+			storeAfter = batch[len(batch)-1].Name
+		}
+		stored = batch
+		return nil
+	}
+	if err := refill(); err != nil {
 		return AccountList{}, err
 	}
 	var file []Account
@@ -141,9 +159,15 @@ func (s *Server) listAccounts(c *call, _ *noBody) (AccountList, error) {
 		switch {
 		case len(stored) > 0 && s.o.Engine.FileManaged(stored[0].Name):
 			stored = stored[1:] // the file's account wins
+			if err := refill(); err != nil {
+				return AccountList{}, err
+			}
 		case len(file) == 0 || len(stored) > 0 && stored[0].Name < file[0].Name:
 			out.Accounts = append(out.Accounts, storeAccount(stored[0], s.today(c)))
 			stored = stored[1:]
+			if err := refill(); err != nil {
+				return AccountList{}, err
+			}
 		default:
 			out.Accounts = append(out.Accounts, file[0])
 			file = file[1:]

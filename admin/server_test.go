@@ -120,6 +120,38 @@ func TestListPagesAndFilters(t *testing.T) {
 	wantAPIError(t, "unknown status", err, http.StatusBadRequest, CodeBadRequest)
 }
 
+// TestListSkipsShadowedRecordsWithoutEndingThePage: store records hidden by
+// the file's accounts of the same names must not end a filtered page early:
+// the stored accounts behind them are still listed.
+func TestListSkipsShadowedRecordsWithoutEndingThePage(t *testing.T) {
+	a := startAPI(t, map[string]quota.Account{"alice": {DailyLimit: 1}, "bob": {DailyLimit: 1}})
+	for _, n := range []string{"alice", "bob", "carol"} {
+		// alice and bob are left from before the file named them.
+		ch := quota.Change{DailyLimit: ptr(int64(5)), Status: quota.StatusSuspended}
+		if _, err := a.store.UpdateAccount(ctx, n, ch.Apply(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []string
+	after := ""
+	for range 10 {
+		page, err := a.ListAccounts(ctx, "suspended", after, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, acct := range page.Accounts {
+			seen = append(seen, acct.Name+"/"+acct.Source)
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	if got := strings.Join(seen, " "); got != "carol/store" {
+		t.Fatalf("suspended accounts in pages of 1: %q, want carol/store", got)
+	}
+}
+
 func TestPurchaseRaisesTheLimitAtOnce(t *testing.T) {
 	a := startAPI(t, nil)
 	a.create(t, "alice", 2)
