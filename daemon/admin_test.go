@@ -15,6 +15,7 @@ import (
 
 	"github.com/relaycap/relaycap/admin"
 	"github.com/relaycap/relaycap/config"
+	"github.com/relaycap/relaycap/sockets"
 )
 
 var bg = context.Background()
@@ -161,5 +162,27 @@ func TestAdminTCPTokenFileMustBePrivate(t *testing.T) {
 		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "admin.token_file") {
 			t.Errorf("%s token file: %v, want a ConfigError about admin.token_file", name, err)
 		}
+	}
+}
+
+// TestAdminSocketHasSocketMode: the admin socket's permissions are its
+// access control, so it gets socket.mode like the milter and policy
+// sockets, and a caller the mode lets in is logged with its uid.
+func TestAdminSocketHasSocketMode(t *testing.T) {
+	td := startDaemon(t, "socket: {mode: \"0600\"}\n")
+	network, path, err := sockets.ParseListen(td.Config().Admin.Listen)
+	if err != nil || network != "unix" {
+		t.Fatalf("admin.listen %q: %s, %v", td.Config().Admin.Listen, network, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket %s: mode %v, want a socket with 0600", path, fi.Mode())
+	}
+	provision(t, td.adminClient(t), "alice", 1)
+	if !strings.Contains(td.logs.String(), fmt.Sprintf("path=/v1/accounts/alice status=200 actor=\"uid=%d\" uid=%d", os.Getuid(), os.Getuid())) {
+		t.Fatalf("no request line with the caller's uid:\n%s", td.logs.String())
 	}
 }

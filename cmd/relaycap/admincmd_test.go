@@ -266,3 +266,41 @@ func TestAdminOverTCPWithTokenFile(t *testing.T) {
 	out, e, code = runAdminCLI(t, "", "account", "show", "alice", "--admin", addr, "--token-file", token)
 	wantRun(t, "actor", out, e, code, 0, "token  create")
 }
+
+// TestServeRefusesAnOpenAdminTCP: `relaycap serve` with admin.listen_tcp
+// and no token file, a missing one, or one others may read exits 2 (a
+// config error systemd does not restart) and opens no listener.
+func TestServeRefusesAnOpenAdminTCP(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "id.keys")
+	if _, err := idheader.Keygen(keys, rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	readable := filepath.Join(dir, "readable.token")
+	if err := os.WriteFile(readable, []byte("0123456789abcdef0123\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(readable, 0o604); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct{ admin, want string }{
+		"no token_file":   {`admin: {listen_tcp: "inet:127.0.0.1:0"}`, "admin.token_file"},
+		"missing file":    {fmt.Sprintf(`admin: {listen_tcp: "inet:127.0.0.1:0", token_file: %s/none}`, dir), "admin.token_file"},
+		"others may read": {fmt.Sprintf(`admin: {listen_tcp: "inet:127.0.0.1:0", token_file: %s}`, readable), "others may read it"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sub := t.TempDir()
+			cfg := filepath.Join(sub, "relaycap.yaml")
+			body := fmt.Sprintf("state_dir: %[1]s/state\nmilter: {listen: \"unix:%[1]s/m.sock\"}\npolicy: {listen: \"unix:%[1]s/p.sock\"}\n"+
+				"id_header: {keys_file: %s}\n%s\n", sub, keys, c.admin)
+			if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, e, code := runAdminCLI(t, "", "serve", "--config", cfg)
+			wantRun(t, name, out, e, code, 2, c.want)
+			if _, err := os.Stat(filepath.Join(sub, "state", "admin.sock")); !os.IsNotExist(err) {
+				t.Fatalf("the admin socket exists after a refused start (stat: %v)", err)
+			}
+		})
+	}
+}
