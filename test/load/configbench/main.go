@@ -3,8 +3,8 @@
 // config) under a temp dir, then prints how long `config check` takes and
 // its peak RSS, how long `serve` takes to READY=1, how long each SIGHUP
 // reload takes to READY=1 again while policy clients keep asking (the p99
-// and the worst policy answer during reloads, the worst outside them, and
-// answers other than DUNNO), and the daemon's RSS after the start and
+// and the worst policy answer during reloads, how many took over 100 ms,
+// the worst outside them, and answers other than DUNNO), and the daemon's RSS after the start and
 // after every reload.
 //
 //	go run ./test/load/configbench -bin ./relaycap -sizes 10000,100000,1000000
@@ -40,8 +40,8 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%-9s %-6s %8s %9s %8s %10s %9s %9s %10s %8s %10s %s\n",
-		"accounts", "where", "check", "check_rss", "ready", "reload_max", "p99", "worst", "worst_idle", "refused", "rss_start", "rss after each reload (MB)")
+	fmt.Printf("%-9s %-6s %8s %9s %8s %10s %9s %9s %7s %10s %8s %10s %s\n",
+		"accounts", "where", "check", "check_rss", "ready", "reload_max", "p99", "worst", ">100ms", "worst_idle", "refused", "rss_start", "rss after each reload (MB)")
 	for _, f := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil {
@@ -56,9 +56,9 @@ func main() {
 			if err != nil {
 				log.Fatalf("%d accounts %s: %v", n, where, err)
 			}
-			fmt.Printf("%-9d %-6s %7.2fs %7dMB %7.2fs %9.2fs %7.1fms %7.1fms %8.1fms %8d %8dMB %v\n",
+			fmt.Printf("%-9d %-6s %7.2fs %7dMB %7.2fs %9.2fs %7.1fms %7.1fms %7s %8.1fms %8d %8dMB %v\n",
 				n, where, r.check.Seconds(), r.checkRSS>>20, r.ready.Seconds(), r.reloadMax.Seconds(),
-				ms(r.p99), ms(r.worst), ms(r.worstIdle), r.refused, r.rssStart>>20, mbs(r.rssReloads))
+				ms(r.p99), ms(r.worst), fmt.Sprintf("%d/%d", r.slow, r.during), ms(r.worstIdle), r.refused, r.rssStart>>20, mbs(r.rssReloads))
 		}
 	}
 }
@@ -66,6 +66,7 @@ func main() {
 type result struct {
 	check, ready, reloadMax, p99, worst time.Duration
 	worstIdle                           time.Duration // outside the reloads, for comparison
+	slow, during                        int           // answers over 100 ms during the reloads, of all then
 	checkRSS, rssStart                  int64
 	rssReloads                          []int64
 	refused                             int64
@@ -255,6 +256,12 @@ func measure(bin string, n int, where string, reloads, clients int) (*result, er
 		}
 	}
 	slices.Sort(during)
+	r.during = len(during)
+	for _, d := range during {
+		if d > 100*time.Millisecond {
+			r.slow++
+		}
+	}
 	if len(during) > 0 {
 		r.p99 = during[len(during)*99/100]
 		r.worst = during[len(during)-1]
