@@ -157,6 +157,14 @@ func checkOperation(t *testing.T, s *spec, key string, r Route, params []param, 
 			t.Errorf("%s: path parameter %s is not in the path", key, p)
 		}
 	}
+	for rest := r.Path; strings.Contains(rest, "{"); {
+		_, rest, _ = strings.Cut(rest, "{")
+		var p string
+		p, rest, _ = strings.Cut(rest, "}")
+		if !slices.Contains(pathParams, p) {
+			t.Errorf("%s: the path's {%s} is not a path parameter in openapi.yaml", key, p)
+		}
+	}
 	switch rb := s.body(op.RequestBody); {
 	case rb == nil && r.Request != nil:
 		t.Errorf("%s: takes a %s body that openapi.yaml does not describe", key, r.Request)

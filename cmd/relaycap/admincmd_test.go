@@ -241,8 +241,21 @@ func TestAbuseReportChangesNothingUnlessTheTokenIsGood(t *testing.T) {
 	wantRun(t, "copied", out, e, code, 1, "DOES NOT MATCH", "sealed for another message (copied): not acting")
 	out, e, code = c.run(t, "Subject: hi\r\n\r\nno header\r\n", "abuse", "report", "-", "--suspend")
 	wantRun(t, "no header", out, e, code, 1, "no X-Relay-ID header in -; nothing changed")
-	if out, _, _ := c.run(t, "", "usage", "bob"); !strings.Contains(out, "active (store)") {
-		t.Fatalf("bob changed:\n%s", out)
+	// Without --suspend a report records a complaint; a forged one must not.
+	out, e, code = c.run(t, forged, "abuse", "report", "-")
+	wantRun(t, "forged, no action flag", out, e, code, 1, "no X-Relay-ID header opened; nothing changed")
+	out, e, code = c.run(t, copied, "abuse", "report", "-")
+	wantRun(t, "copied, no action flag", out, e, code, 0, "DOES NOT MATCH")
+	out, e, code = c.run(t, "", "account", "show", "bob", "--json")
+	var d struct {
+		Account struct{ Status string }
+		Audit   []struct{ Action string }
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil || code != 0 {
+		t.Fatalf("show bob: exit %d, %v\n%s%s", code, err, out, e)
+	}
+	if d.Account.Status != "active" || len(d.Audit) != 1 || d.Audit[0].Action != "create" {
+		t.Fatalf("bad complaints changed bob: status %s, audit %+v", d.Account.Status, d.Audit)
 	}
 }
 
