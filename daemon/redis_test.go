@@ -167,10 +167,37 @@ func TestAdminChangeAppliesOnEveryHost(t *testing.T) {
 	if r := sendAs("carol"); !strings.HasPrefix(r, "450 4.7.1") {
 		t.Fatalf("a purchase replayed counted twice: %q, want over quota", r)
 	}
-	if _, err := c.PutAccount(ctx, "carol", admin.AccountRequest{DailyLimit: &limit, Status: "suspended", Reason: "test"}); err != nil {
+	if _, err := c.Purchase(ctx, "carol", admin.PurchaseRequest{Relays: 1, PurchaseID: "order-2", TodayOnly: true}); err != nil {
 		t.Fatal(err)
+	}
+	if r := sendAs("carol"); r != "" {
+		t.Fatalf("after a today-only top-up of one relay: %q, want accepted", r)
+	}
+	if r := sendAs("carol"); !strings.HasPrefix(r, "450 4.7.1") {
+		t.Fatalf("after the top-up was used: %q, want over quota", r)
+	}
+	if d := other.check(t, "carol"); d.Limit != 3 || d.Used != 3 {
+		t.Fatalf("carol on the other host: %+v, want used 3 of a limit of 2 + 1 top-up", d)
+	}
+	more := int64(10)
+	if _, err := c.PutAccount(ctx, "carol", admin.AccountRequest{DailyLimit: &more}); err != nil {
+		t.Fatal(err)
+	}
+	open := other.milterSession(t)
+	open.mail("carol")
+	if n, refused := open.rcpts(1); n != 1 {
+		t.Fatalf("carol with limit 10: %v", refused)
+	}
+	if _, err := c.PutAccount(ctx, "carol", admin.AccountRequest{DailyLimit: &more, Status: "suspended", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, act := open.data(plainHeaders); act.Type == gomilter.ActionAccept {
+		t.Fatalf("end of message on the other host after a suspension on one: %v, want refused", act)
 	}
 	if d := other.check(t, "carol"); d.Verdict != quota.Suspended {
 		t.Fatalf("carol suspended on one host, on the other: %v", d.Verdict)
+	}
+	if d, err := other.Engine().Usage(ctx, "carol", other.clock.now()); err != nil || d.Used != 3 || d.Reserved != 0 {
+		t.Fatalf("after the refused message: %+v %v; want 3 used, nothing held", d, err)
 	}
 }

@@ -116,10 +116,30 @@ func (e *Engine) lookup(ctx context.Context, s *Settings, login string, day Day)
 	if err != nil {
 		return Account{}, fmt.Errorf("%w: account %q: %w", ErrStore, name, err)
 	}
-	if ok {
-		return Account{Name: name, DailyLimit: r.DailyLimit, TopUp: r.TopUp(day), Status: r.Status, Source: FromStore}, nil
+	return accountOf(s, name, r, ok, day), nil
+}
+
+// accountOf is the account of a login the file does not name: its store
+// record if found, else the default limit.
+func accountOf(s *Settings, name string, r AccountRecord, found bool, day Day) Account {
+	if found {
+		return Account{Name: name, DailyLimit: r.DailyLimit, TopUp: r.TopUp(day), Status: r.Status, Source: FromStore}
 	}
-	return Account{Name: name, DailyLimit: s.DefaultDailyLimit, Status: StatusActive, Source: FromDefault}, nil
+	return Account{Name: name, DailyLimit: s.DefaultDailyLimit, Status: StatusActive, Source: FromDefault}
+}
+
+// recordCounter is the counter as a RecordCounter when login's record is
+// to be read with its count (a login the file does not name).
+func (e *Engine) recordCounter(s *Settings, login string) (RecordCounter, string, bool) {
+	rc, ok := e.counter.(RecordCounter)
+	if !ok {
+		return nil, "", false
+	}
+	name := NormalizeName(login)
+	if _, file := s.Accounts.Get(name); file {
+		return nil, "", false
+	}
+	return rc, name, true
 }
 
 // FileManaged reports whether name is an account of the config file, which
@@ -158,13 +178,28 @@ func (e *Engine) Usage(ctx context.Context, login string, now time.Time) (Decisi
 // policy service uses it as the early gate.
 func (e *Engine) Check(ctx context.Context, login string, now time.Time) (Decision, error) {
 	s := e.settings.Load()
-	d, err := e.start(ctx, s, login, now)
-	if err != nil || d.Verdict != Allowed {
-		return d, err
-	}
-	c, err := e.counter.Peek(ctx, d.Account.Name, d.Day, now)
-	if err != nil && !errors.Is(err, ErrReadOnly) {
-		return Decision{}, fmt.Errorf("%w: usage of %q on %s: %w", ErrStore, d.Account.Name, d.Day, err)
+	var d Decision
+	var c Count
+	var err error
+	if rc, name, ok := e.recordCounter(s, login); ok {
+		day := DayOf(now, s.Location)
+		var r AccountRecord
+		var found bool
+		c, r, found, err = rc.PeekRecord(ctx, name, day, now)
+		if err != nil && !errors.Is(err, ErrReadOnly) {
+			return Decision{}, fmt.Errorf("%w: usage of %q on %s: %w", ErrStore, name, day, err)
+		}
+		if d = decide(s, accountOf(s, name, r, found, day), day, now); d.Verdict != Allowed {
+			return d, nil
+		}
+	} else {
+		if d, err = e.start(ctx, s, login, now); err != nil || d.Verdict != Allowed {
+			return d, err
+		}
+		c, err = e.counter.Peek(ctx, d.Account.Name, d.Day, now)
+		if err != nil && !errors.Is(err, ErrReadOnly) {
+			return Decision{}, fmt.Errorf("%w: usage of %q on %s: %w", ErrStore, d.Account.Name, d.Day, err)
+		}
 	}
 	d.Used, d.Reserved = c.Used, c.Reserved
 	if c.Used+c.Reserved+1 > d.Limit {
@@ -184,6 +219,9 @@ func (e *Engine) Check(ctx context.Context, login string, now time.Time) (Decisi
 // A refused reservation leaves txn as it was.
 func (e *Engine) Reserve(ctx context.Context, txn *Txn, login string, now time.Time) (Decision, error) {
 	s := e.settings.Load()
+	if rc, name, ok := e.recordCounter(s, login); ok {
+		return e.reserveRecord(ctx, rc, s, txn, name, now)
+	}
 	d, err := e.start(ctx, s, login, now)
 	if err != nil {
 		return Decision{}, err
@@ -194,17 +232,7 @@ func (e *Engine) Reserve(ctx context.Context, txn *Txn, login string, now time.T
 	if d.Verdict != Allowed {
 		return d, nil
 	}
-	var buf [64]byte
-	if txn.id == "" {
-		txn.id = string(strconv.AppendUint(append(buf[:0], e.idPrefix...), e.nextTxn.Add(1), 36))
-	}
-	// A hold id is reused after a failed call: if the store granted it
-	// anyway, the retry finds it instead of holding a second relay.
-	h := Hold{
-		ID:      string(strconv.AppendInt(append(append(buf[:0], txn.id...), '.'), int64(len(txn.holds)), 10)),
-		Account: d.Account.Name, Day: d.Day, N: 1,
-		Expires: now.Add(s.HoldTTL),
-	}
+	h := e.nextHold(txn, s, d.Account.Name, d.Day, now)
 	c, granted, err := e.counter.Reserve(ctx, h, countLimit(d), now)
 	if err != nil {
 		return Decision{}, fmt.Errorf("%w: reserve for %q on %s: %w", ErrStore, d.Account.Name, d.Day, err)
@@ -218,6 +246,55 @@ func (e *Engine) Reserve(ctx context.Context, txn *Txn, login string, now time.T
 		d.WouldRefuse = OverQuota
 	}
 	txn.account = d.Account.Name
+	txn.holds = append(txn.holds, h)
+	return d, nil
+}
+
+// nextHold is the hold of txn's next relay.
+func (e *Engine) nextHold(txn *Txn, s *Settings, account string, day Day, now time.Time) Hold {
+	var buf [64]byte
+	if txn.id == "" {
+		txn.id = string(strconv.AppendUint(append(buf[:0], e.idPrefix...), e.nextTxn.Add(1), 36))
+	}
+	// A hold id is reused after a failed call: if the store granted it
+	// anyway, the retry finds it instead of holding a second relay.
+	return Hold{
+		ID:      string(strconv.AppendInt(append(append(buf[:0], txn.id...), '.'), int64(len(txn.holds)), 10)),
+		Account: account, Day: day, N: 1,
+		Expires: now.Add(s.HoldTTL),
+	}
+}
+
+// reserveRecord is Reserve in one call that reads the account's record
+// and holds the relay if the record allows it; the engine then decides
+// with that record as with one it looked up.
+func (e *Engine) reserveRecord(ctx context.Context, rc RecordCounter, s *Settings, txn *Txn, name string, now time.Time) (Decision, error) {
+	if len(txn.holds) > 0 && txn.account != name {
+		return Decision{}, fmt.Errorf("quota: transaction of %q cannot reserve for %q", txn.account, name)
+	}
+	day := DayOf(now, s.Location)
+	h := e.nextHold(txn, s, name, day, now)
+	c, r, found, granted, err := rc.ReserveRecord(ctx, h, s.DefaultDailyLimit, s.DryRun, now)
+	if err != nil {
+		return Decision{}, fmt.Errorf("%w: reserve for %q on %s: %w", ErrStore, name, day, err)
+	}
+	d := decide(s, accountOf(s, name, r, found, day), day, now)
+	d.Used, d.Reserved = c.Used, c.Reserved
+	if d.Verdict != Allowed {
+		if granted { // the store and the engine disagree: trust the engine
+			e.release(ctx, []Hold{h})
+			d.Reserved -= h.N
+		}
+		return d, nil
+	}
+	if !granted {
+		d.Verdict = OverQuota
+		return d, nil
+	}
+	if c.Used+c.Reserved > d.Limit { // only in dry run
+		d.WouldRefuse = OverQuota
+	}
+	txn.account = name
 	txn.holds = append(txn.holds, h)
 	return d, nil
 }
@@ -238,6 +315,9 @@ func (e *Engine) Commit(ctx context.Context, txn *Txn, now time.Time) (Decision,
 	id, holds := txn.id, txn.holds
 	*txn = Txn{}
 	day := holds[len(holds)-1].Day
+	if rc, name, ok := e.recordCounter(s, holds[0].Account); ok {
+		return e.commitRecord(ctx, rc, s, id, holds, name, day, now)
+	}
 	acct, err := e.lookup(ctx, s, holds[0].Account, day)
 	if err != nil {
 		e.release(ctx, holds)
@@ -260,6 +340,36 @@ func (e *Engine) Commit(ctx context.Context, txn *Txn, now time.Time) (Decision,
 		// The commit may have failed before the holds were consumed.
 		e.release(ctx, holds)
 		return Decision{}, fmt.Errorf("%w: commit %d relays of %q: %w", ErrStore, len(holds), acct.Name, err)
+	}
+	d.Used = totals[len(totals)-1].N
+	return d, nil
+}
+
+// commitRecord is Commit in one call that reads the account's record: a
+// status that no longer allows relaying (a suspension since the RCPT)
+// counts nothing, as with a record looked up first.
+func (e *Engine) commitRecord(ctx context.Context, rc RecordCounter, s *Settings, id string, holds []Hold, name string, day Day, now time.Time) (Decision, error) {
+	totals, r, found, err := rc.CommitRecord(ctx, id, holds, s.DefaultDailyLimit, s.DryRun, now)
+	if err != nil {
+		e.release(ctx, holds)
+		return Decision{}, fmt.Errorf("%w: commit %d relays of %q: %w", ErrStore, len(holds), name, err)
+	}
+	acct := accountOf(s, name, r, found, day)
+	d := Decision{
+		Verdict: verdictOf(acct.Status),
+		Account: acct,
+		Day:     day,
+		Limit:   acct.Limit(),
+		ResetAt: NextMidnight(now, s.Location),
+		DryRun:  s.DryRun || acct.DryRun,
+	}
+	if !d.Allowed() {
+		e.release(ctx, holds)
+		return d, nil
+	}
+	if len(totals) == 0 {
+		e.release(ctx, holds)
+		return Decision{}, fmt.Errorf("%w: the store refused the commit of %q, which is active", ErrStore, name)
 	}
 	d.Used = totals[len(totals)-1].N
 	return d, nil
@@ -320,6 +430,12 @@ func (e *Engine) start(ctx context.Context, s *Settings, login string, now time.
 	if err != nil {
 		return Decision{}, err
 	}
+	return decide(s, acct, day, now), nil
+}
+
+// decide applies acct's status and limit on day: the verdict is Allowed
+// only if the count is still to be asked.
+func decide(s *Settings, acct Account, day Day, now time.Time) Decision {
 	d := Decision{
 		Verdict: verdictOf(acct.Status),
 		Account: acct,
@@ -331,5 +447,5 @@ func (e *Engine) start(ctx context.Context, s *Settings, login string, now time.
 	if d.Verdict == Allowed && d.Limit <= 0 {
 		d.Verdict = NotProvisioned
 	}
-	return d, nil
+	return d
 }

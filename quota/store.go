@@ -82,3 +82,22 @@ type Store interface {
 	// refused before the client sends its message, not after.
 	Writable() error
 }
+
+// A RecordCounter is a Counter that keeps the store-managed accounts too
+// (a store shared by several hosts) and reads an account's record in the
+// same call as its count, so a policy check or a RCPT costs one round trip.
+// The engine uses it for logins the config file does not name.
+type RecordCounter interface {
+	Counter
+	// PeekRecord is Peek that also returns account's record, if any.
+	PeekRecord(ctx context.Context, account string, day Day, now time.Time) (Count, AccountRecord, bool, error)
+	// ReserveRecord is Reserve against the limit of h.Account's record on
+	// h.Day (daily limit plus the day's top-ups; 0 unless its status is
+	// active), or fallback when there is none; dryRun lifts a positive
+	// limit. It returns the record it decided with.
+	ReserveRecord(ctx context.Context, h Hold, fallback int64, dryRun bool, now time.Time) (Count, AccountRecord, bool, bool, error)
+	// CommitRecord is Commit against the limit of the record it reads with
+	// the holds (as ReserveRecord's); for a record whose status is not
+	// active it counts nothing and returns nil totals and no error.
+	CommitRecord(ctx context.Context, txn string, holds []Hold, fallback int64, dryRun bool, now time.Time) ([]DayCount, AccountRecord, bool, error)
+}

@@ -14,6 +14,7 @@ package redisstore
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -187,19 +188,36 @@ func (s *Store) Peek(ctx context.Context, account string, day quota.Day, now tim
 
 // Commit runs the commit script: one round trip, plus WAIT if configured.
 func (s *Store) Commit(ctx context.Context, txn string, holds []quota.Hold, limit int64, now time.Time) ([]quota.DayCount, error) {
+	totals, _, _, err := s.commit(ctx, txn, holds, limit, "plain", 0, false)
+	return totals, err
+}
+
+// CommitRecord is Commit that reads the account's record in the same
+// script and counts against its limit; nil totals (and no error) mean the
+// record's status refused the commit.
+func (s *Store) CommitRecord(ctx context.Context, txn string, holds []quota.Hold, fallback int64, dryRun bool, now time.Time) ([]quota.DayCount, quota.AccountRecord, bool, error) {
+	return s.commit(ctx, txn, holds, 0, "record", fallback, dryRun)
+}
+
+func (s *Store) commit(ctx context.Context, txn string, holds []quota.Hold, limit int64, mode string, fallback int64, dryRun bool) ([]quota.DayCount, quota.AccountRecord, bool, error) {
+	var none quota.AccountRecord
 	if txn == "" || len(holds) == 0 {
-		return nil, errors.New("redisstore: commit without a transaction id or holds")
+		return nil, none, false, errors.New("redisstore: commit without a transaction id or holds")
 	}
 	account := holds[0].Account
 	days := groupByDay(holds)
-	keys := []string{s.key(account, "c", txn)}
-	args := []any{limit, s.keep.Milliseconds(), markerTTL.Milliseconds()}
+	dry := "0"
+	if dryRun {
+		dry = "1"
+	}
+	keys := []string{s.key(account, "c", txn), s.accountKey(account)}
+	args := []any{limit, s.keep.Milliseconds(), markerTTL.Milliseconds(), mode, fallback, dry}
 	for _, g := range days {
 		keys = append(keys, s.key(account, "u", string(g.day)), s.key(account, "h", string(g.day)))
-		args = append(args, len(g.holds))
+		args = append(args, string(g.day), len(g.holds))
 		for _, h := range g.holds {
 			if h.Account != account {
-				return nil, fmt.Errorf("redisstore: one commit for %q and %q", account, h.Account)
+				return nil, none, false, fmt.Errorf("redisstore: one commit for %q and %q", account, h.Account)
 			}
 			args = append(args, member(h))
 		}
@@ -211,27 +229,34 @@ func (s *Store) Commit(ctx context.Context, txn string, holds []quota.Hold, limi
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, none, false, err
 	}
-	if len(res) != 2 {
-		return nil, fmt.Errorf("redis commit: unexpected answer %v", res)
+	if len(res) != 3 {
+		return nil, none, false, fmt.Errorf("redis commit: unexpected answer %v", res)
 	}
-	if res[0] == "lost" {
+	rec, found, err := decodeRecord(res[2])
+	if err != nil {
+		return nil, none, false, err
+	}
+	switch res[0] {
+	case "status":
+		return nil, rec, found, nil
+	case "lost":
 		i, _ := strconv.Atoi(res[1])
 		if i < 1 || i > len(days) {
-			return nil, fmt.Errorf("redis commit: unexpected answer %v", res)
+			return nil, none, false, fmt.Errorf("redis commit: unexpected answer %v", res)
 		}
-		return nil, fmt.Errorf("%w: relays of %q on %s", quota.ErrHoldLost, account, days[i-1].day)
+		return nil, rec, found, fmt.Errorf("%w: relays of %q on %s", quota.ErrHoldLost, account, days[i-1].day)
 	}
 	totals := strings.Split(res[1], ",")
 	if len(totals) != len(days) {
-		return nil, fmt.Errorf("redis commit: %d totals for %d days", len(totals), len(days))
+		return nil, none, false, fmt.Errorf("redis commit: %d totals for %d days", len(totals), len(days))
 	}
 	out := make([]quota.DayCount, len(days))
 	for i, g := range days {
 		n, err := strconv.ParseInt(totals[i], 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("redis commit: total %q: %w", totals[i], err)
+			return nil, none, false, fmt.Errorf("redis commit: total %q: %w", totals[i], err)
 		}
 		out[i] = quota.DayCount{Day: g.day, N: n}
 	}
@@ -245,7 +270,7 @@ func (s *Store) Commit(ctx context.Context, txn string, holds []quota.Hold, limi
 		}
 		s.bumpTop(ctx, account, add)
 	}
-	return out, nil
+	return out, rec, found, nil
 }
 
 // runCommit runs the script and, with WaitReplicas, WAIT on the same
@@ -342,4 +367,71 @@ next:
 		out = append(out, dayHolds{h.Day, []quota.Hold{h}})
 	}
 	return out
+}
+
+var _ quota.RecordCounter = (*Store)(nil)
+
+// PeekRecord runs the peek script that also reads the account's record:
+// one round trip for a policy check.
+func (s *Store) PeekRecord(ctx context.Context, account string, day quota.Day, now time.Time) (quota.Count, quota.AccountRecord, bool, error) {
+	var res []any
+	err := s.call(ctx, "peek", func(ctx context.Context) error {
+		var err error
+		res, err = peekRecordScript.Run(ctx, s.c, []string{s.key(account, "u", string(day)), s.key(account, "h", string(day)), s.accountKey(account)}).Slice()
+		return err
+	})
+	if err != nil {
+		return quota.Count{}, quota.AccountRecord{}, false, err
+	}
+	if len(res) != 3 {
+		return quota.Count{}, quota.AccountRecord{}, false, fmt.Errorf("redis peek: unexpected answer %v", res)
+	}
+	used, held := toInt(res[0]), toInt(res[1])
+	r, found, err := decodeRecord(res[2])
+	return quota.Count{Used: used, Reserved: held}, r, found, err
+}
+
+// ReserveRecord runs the reserve script that reads the account's record
+// and holds against its limit: one round trip per RCPT.
+func (s *Store) ReserveRecord(ctx context.Context, h quota.Hold, fallback int64, dryRun bool, now time.Time) (quota.Count, quota.AccountRecord, bool, bool, error) {
+	if err := h.Validate(now); err != nil {
+		return quota.Count{}, quota.AccountRecord{}, false, false, err
+	}
+	dry := 0
+	if dryRun {
+		dry = 1
+	}
+	var res []any
+	err := s.call(ctx, "reserve", func(ctx context.Context) error {
+		var err error
+		res, err = reserveRecordScript.Run(ctx, s.c,
+			[]string{s.key(h.Account, "u", string(h.Day)), s.key(h.Account, "h", string(h.Day)), s.accountKey(h.Account)},
+			member(h), h.N, max(h.Expires.Sub(now).Milliseconds(), 1), fallback, dry, string(h.Day)).Slice()
+		return err
+	})
+	if err != nil {
+		return quota.Count{}, quota.AccountRecord{}, false, false, err
+	}
+	if len(res) != 4 {
+		return quota.Count{}, quota.AccountRecord{}, false, false, fmt.Errorf("redis reserve: unexpected answer %v", res)
+	}
+	r, found, err := decodeRecord(res[3])
+	return quota.Count{Used: toInt(res[1]), Reserved: toInt(res[2])}, r, found, toInt(res[0]) == 1, err
+}
+
+func toInt(v any) int64 {
+	n, _ := v.(int64)
+	return n
+}
+
+func decodeRecord(v any) (quota.AccountRecord, bool, error) {
+	var r quota.AccountRecord
+	str, _ := v.(string)
+	if str == "" {
+		return r, false, nil
+	}
+	if err := json.Unmarshal([]byte(str), &r); err != nil {
+		return r, false, fmt.Errorf("account record: %w", err)
+	}
+	return r, true, nil
 }

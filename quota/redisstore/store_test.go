@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/relaycap/relaycap/internal/redistest"
 	"github.com/relaycap/relaycap/quota"
 	"github.com/relaycap/relaycap/quota/storetest"
@@ -153,5 +155,76 @@ func TestOpenRefusesAnUnreachableRedis(t *testing.T) {
 	_, err := Open(context.Background(), Options{Addrs: []string{"unix:" + t.TempDir() + "/none.sock"}, Timeout: 200 * time.Millisecond, KeepUsage: time.Hour})
 	if err == nil {
 		t.Fatal("open of a socket nobody listens on: no error")
+	}
+}
+
+// TestOneRoundTripPerCall: a policy check, a RCPT and an end of message of
+// a store-managed account are one command each from the client (a hook on
+// go-redis counts them), the account's record read in the same script as
+// its count.
+func TestOneRoundTripPerCall(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, []string{srv.Addr}, 0, 0)
+	ctx := context.Background()
+	loc, _ := time.LoadLocation("America/New_York")
+	e, err := quota.NewEngine(s, s, quota.Settings{Location: loc, HoldTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := int64(10)
+	if _, err := s.UpdateAccount(ctx, "dana", quota.Change{DailyLimit: &limit}.Apply("dana")); err != nil {
+		t.Fatal(err)
+	}
+	// Each call once first, so the scripts are cached (EVALSHA hits).
+	now := time.Now()
+	var warm quota.Txn
+	if _, err := e.Check(ctx, "dana", now); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := e.Reserve(ctx, &warm, "dana", now); err != nil || !d.Allowed() {
+		t.Fatalf("reserve: %+v %v", d, err)
+	}
+	if _, err := e.Commit(ctx, &warm, now); err != nil {
+		t.Fatal(err)
+	}
+	hook := &countHook{}
+	s.c.AddHook(hook)
+	var txn quota.Txn
+	for _, c := range []struct {
+		name string
+		want int64
+		call func() error
+	}{
+		{"policy check", 1, func() error { _, err := e.Check(ctx, "dana", now); return err }},
+		{"RCPT", 1, func() error { _, err := e.Reserve(ctx, &txn, "dana", now); return err }},
+		// The commit script, then the top-N report's own write.
+		{"end of message", 2, func() error { _, err := e.Commit(ctx, &txn, now); return err }},
+	} {
+		before := hook.n.Load()
+		if err := c.call(); err != nil {
+			t.Fatal(err)
+		}
+		if n := hook.n.Load() - before; n != c.want {
+			t.Errorf("%s: %d round trips, want %d", c.name, n, c.want)
+		}
+	}
+}
+
+// countHook counts the commands and pipelines a client sends.
+type countHook struct{ n atomic.Int64 }
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
 	}
 }
