@@ -52,7 +52,7 @@ func newHookReceiver(t testing.TB, now func() time.Time) *hookReceiver {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if err := notify.Verify([]byte(hookSecret), req.Header.Get(notify.SignatureHeader), body, r.now(), time.Minute); err != nil {
-			r.bad = append(r.bad, err.Error())
+			r.bad = append(r.bad, fmt.Sprintf("event %s: %v", req.Header.Get(notify.IDHeader), err))
 			http.Error(w, "bad signature", http.StatusUnauthorized)
 			return
 		}
@@ -200,18 +200,22 @@ func TestOutboxSurvivesKillNineBeforeDelivery(t *testing.T) {
 		serveUntilKilled(cfg)
 		return
 	}
-	// The child reads the real clock; the restarted daemon and the
-	// receiver share one an hour later, past any backoff.
+	// The child posts to a receiver that is down and reads the real
+	// clock, as that receiver does. The restarted daemon posts to another
+	// receiver, which the child's requests cannot reach: one the kill
+	// cut short may still be read after the child is dead. Those two
+	// share a clock an hour later, past any backoff.
+	down := newHookReceiver(t, time.Now)
+	down.setDown(true)
 	clk := &clock{}
-	clk.set(time.Now())
 	r := newHookReceiver(t, clk.now)
-	r.setDown(true)
-	dir := t.TempDir()
+	dir, secret := t.TempDir(), writeSecret(t)
 	if _, err := idheader.Keygen(filepath.Join(dir, "id.keys"), rand.Reader); err != nil {
 		t.Fatal(err)
 	}
-	td := &testDaemon{dir: dir, clock: clk, logs: &syncutil.Buffer{}, cfgPath: writeConfig(t, dir,
-		notifyConfig(r.srv.URL, writeSecret(t))+"quota: {accounts: {alice@example.com: 2}}\n")}
+	const accounts = "quota: {accounts: {alice@example.com: 2}}\n"
+	td := &testDaemon{dir: dir, clock: clk, logs: &syncutil.Buffer{},
+		cfgPath: writeConfig(t, dir, notifyConfig(down.srv.URL, secret)+accounts)}
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestOutboxSurvivesKillNineBeforeDelivery$")
 	cmd.Env = append(os.Environ(), "RELAYCAP_NOTIFY_KILL9_CONFIG="+td.cfgPath)
@@ -238,8 +242,12 @@ func TestOutboxSurvivesKillNineBeforeDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
+	// Close waits for the child's requests being answered and drops the
+	// ones not read yet; every one answered was signed right.
+	down.srv.Close()
+	down.check(t)
 
-	r.setDown(false)
+	writeConfig(t, dir, notifyConfig(r.srv.URL, secret)+accounts) // the same state directory
 	clk.set(time.Now().Add(time.Hour))
 	td.start(t)
 	for _, pct := range []int{50, 100} { // 2 of 2 crosses both
