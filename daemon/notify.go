@@ -36,8 +36,8 @@ func (d *Daemon) startNotify(cfg *config.Config, o Options) error {
 	return nil
 }
 
-// stopNotify stops the deliverer and waits for it, before the store closes.
-// An attempt cut short stays in the outbox for the next start.
+// stopNotify stops the deliverer and waits for it, before the store closes:
+// an attempt under way is answered (or times out) and recorded first.
 func (d *Daemon) stopNotify() {
 	if d.stopDeliver != nil {
 		d.stopDeliver()

@@ -81,7 +81,8 @@ func (d *Deliverer) Stats() Stats {
 	return Stats{Delivered: d.delivered.Load(), Failed: d.failed.Load(), Dropped: d.dropped.Load()}
 }
 
-// Run delivers until ctx ends.
+// Run delivers until ctx ends, and then returns once the attempt under way
+// is answered.
 func (d *Deliverer) Run(ctx context.Context) {
 	t := time.NewTicker(d.o.Poll)
 	defer t.Stop()
@@ -120,10 +121,13 @@ func (d *Deliverer) Flush(ctx context.Context) {
 }
 
 // attempt posts one entry and records the outcome; false means the outbox
-// failed and flushing should stop.
+// failed and flushing should stop. A post under way when ctx ends is let
+// finish, within the webhook client's timeout: the receiver may have taken
+// the event already, and cutting the answer off would send it again after
+// a clean restart.
 func (d *Deliverer) attempt(ctx context.Context, e Entry) bool {
 	now := d.o.Now()
-	resp, err := d.hook.Post(ctx, e.Event, now)
+	resp, err := d.hook.Post(context.WithoutCancel(ctx), e.Event, now)
 	if err == nil && resp.OK() {
 		d.delivered.Add(1)
 		if err := d.box.Done(e.Event.ID); err != nil {

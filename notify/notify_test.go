@@ -305,6 +305,39 @@ func TestRunDeliversOnWake(t *testing.T) {
 	}
 }
 
+// TestStopLetsTheAttemptFinish: the deliverer stopped while the receiver
+// is taking an event waits for the answer and removes the event, so a
+// restart does not send it again.
+func TestStopLetsTheAttemptFinish(t *testing.T) {
+	arrived, answer := make(chan struct{}), make(chan struct{})
+	r := newReceiver(t)
+	r.status = func() int { close(arrived); <-answer; return http.StatusOK }
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	ev := thresholdEvent(time.Now().UTC())
+	if _, err := s.Outbox().Put(ev, ""); err != nil {
+		t.Fatal(err)
+	}
+	d := notify.NewDeliverer(s.Outbox(), notify.Webhook{URL: r.srv.URL, Secret: secret},
+		notify.DelivererOptions{Poll: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	<-arrived
+	cancel() // the stop comes before the answer
+	close(answer)
+	<-done
+	if st := d.Stats(); st != (notify.Stats{Delivered: 1}) {
+		t.Fatalf("stats %+v, want the one delivery", st)
+	}
+	if due, err := s.Outbox().Due(time.Now().Add(48*time.Hour), 10); err != nil || len(due) != 0 {
+		t.Fatalf("delivered event left in the outbox, to be sent again: %v %v", due, err)
+	}
+	if _, ids, bad := r.events(); len(bad) > 0 || len(ids) != 1 || ids[ev.ID] != 1 {
+		t.Fatalf("receiver got %v (refused %v)", ids, bad)
+	}
+}
+
 func TestNilNotifierDoesNothing(t *testing.T) {
 	var n *notify.Notifier
 	if n.Emit(thresholdEvent(time.Now()), "") {
