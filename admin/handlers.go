@@ -258,6 +258,15 @@ func (s *Server) update(c *call, name string, ch quota.Change, mustExist bool) (
 		if mustExist && !exists {
 			return cur, quota.AuditEntry{}, fmt.Errorf("%w: %s", quota.ErrNoAccount, name)
 		}
+		// Suspend, resume and terminate each say why in the audit trail,
+		// also when a PUT does them; a new account starts from active.
+		from := quota.StatusActive
+		if exists {
+			from = cur.Status
+		}
+		if ch.Status != "" && ch.Status != from && ch.Reason == "" && from != quota.StatusTerminated {
+			return cur, quota.AuditEntry{}, badRequest("a change of status from %s to %s needs a reason", from, ch.Status)
+		}
 		next, e, err := apply(cur, exists)
 		entry = e
 		return next, e, err

@@ -353,6 +353,10 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"PUT", "/v1/accounts/%20", `{"daily_limit": 5}`, 400, CodeBadRequest, "account name"},
 		{"POST", "/v1/accounts/alice/suspend", `{"reason": 7}`, 400, CodeBadRequest, "reason"},
 		{"PUT", "/v1/accounts/alice", `{"status": "SUSPENDED "}`, 400, CodeBadRequest, "unknown account status"},
+		// Suspend, resume and terminate each need a reason, also through PUT.
+		{"PUT", "/v1/accounts/alice", `{"status": "terminated"}`, 400, CodeBadRequest, "reason"},
+		{"PUT", "/v1/accounts/alice", `{"status": "suspended", "daily_limit": 3}`, 400, CodeBadRequest, "reason"},
+		{"PUT", "/v1/accounts/newbie", `{"daily_limit": 3, "status": "suspended"}`, 400, CodeBadRequest, "reason"},
 		{"GET", "/v1/accounts?limit=0", ``, 400, CodeBadRequest, "limit"},
 		{"GET", "/v1/accounts?limit=1001", ``, 400, CodeBadRequest, "limit"},
 		{"GET", "/v1/accounts?limit=ten", ``, 400, CodeBadRequest, "limit"},
