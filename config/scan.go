@@ -17,8 +17,9 @@ const slowBatch = 256
 
 // scanFast adds the accounts of region, the lines of a block mapping whose
 // entries all start at one indent; firstLine is the number of its first
-// line. It reads the usual one-line entries itself (name: 500, "name": {daily_limit: 5,
-// status: suspended}) and gives every other entry, with the lines that
+// line. It reads the usual entries itself (name: 500, "name": {daily_limit:
+// 5, status: suspended}, or name: and one "key: value" line per field
+// below it) and gives every other entry, with the lines that
 // continue it, to yaml.v3 a few hundred at a time. It returns false if the
 // region is not such a mapping or yaml.v3 reads a piece differently; the
 // caller then rolls back and parses the whole file with yaml.v3.
@@ -84,7 +85,12 @@ func (s *accountSet) scanFast(region []byte, firstLine int) bool {
 			if !cur.started {
 				return false
 			}
-			cur.continued, cur.end = true, next
+			cur.end = next
+			if cur.open && !cur.continued && (cur.blockIndent == 0 || cur.blockIndent == ind) && cur.blockField(rest, line) {
+				cur.blockIndent, cur.fast = ind, true
+				continue
+			}
+			cur.continued = true
 			continue
 		}
 		if !finish() {
@@ -96,7 +102,7 @@ func (s *accountSet) scanFast(region []byte, firstLine int) bool {
 			return false
 		}
 		cur = fastEntry{started: true, start: start, end: next, line: line}
-		cur.name, cur.flow, cur.fast = fastLine(rest)
+		cur.name, cur.flow, cur.fast, cur.open = fastLine(rest)
 	}
 	return finish() && s.parseSlow(&batch, region, indent)
 }
@@ -106,6 +112,48 @@ type fastEntry struct {
 	start, end, line         int    // bytes of region; first line number
 	name                     []byte // in region
 	flow                     flowValue
+	// open: the line ends after "name:", the value is on the lines below;
+	// blockIndent is theirs, seen the keys they gave.
+	open        bool
+	blockIndent int
+	seen        [3]bool
+	statusLine  int // where a block's status is, for its problem
+}
+
+// blockField reads one line of the long form in block style,
+// "daily_limit: N", "status: word" or "dry_run: true|false", each key once,
+// then an optional comment.
+func (e *fastEntry) blockField(p []byte, line int) bool {
+	i := 0
+	for i < len(p) && (p[i] >= 'a' && p[i] <= 'z' || p[i] == '_') {
+		i++
+	}
+	key := p[:i]
+	if i+1 >= len(p) || p[i] != ':' || p[i+1] != ' ' {
+		return false
+	}
+	i = skipSpaces(p, i+1)
+	w := i
+	for i < len(p) && p[i] >= 'a' && p[i] <= 'z' {
+		i++
+	}
+	word := p[w:i]
+	switch {
+	case string(key) == "daily_limit" && !e.seen[0]:
+		var ok bool
+		if e.flow.limit, i, ok = fastInt(p, w); !ok {
+			return false
+		}
+		e.seen[0] = true
+	case string(key) == "status" && !e.seen[1] && len(word) > 0 && string(word) != "null":
+		e.flow.status, e.seen[1], e.statusLine = word, true, line
+	case string(key) == "dry_run" && !e.seen[2] && (string(word) == "true" || string(word) == "false"):
+		e.flow.dryRun, e.seen[2] = string(word) == "true", true
+	default:
+		return false
+	}
+	j := skipSpaces(p, i)
+	return j == len(p) || j > i && p[j] == '#'
 }
 
 type slowPiece struct{ start, end, line, n int }
@@ -119,7 +167,11 @@ func (s *accountSet) addFast(e fastEntry) {
 	case "terminated":
 		st = quota.StatusTerminated
 	default:
-		s.problem(e.line, "account %q: status %q is not one of active, suspended, terminated", e.name, e.flow.status)
+		line := e.line
+		if e.statusLine > 0 {
+			line = e.statusLine
+		}
+		s.problem(line, "account %q: status %q is not one of active, suspended, terminated", e.name, e.flow.status)
 		return
 	}
 	s.add(e.line, e.name, e.flow.limit, st, e.flow.dryRun)
@@ -175,7 +227,7 @@ func dedent(p []byte, n int) []byte {
 // optional comment.
 // Anything else (an empty value, a multi-line value, a null name, an
 // anchor, a tag, another number form) is not fast.
-func fastLine(p []byte) (name []byte, v flowValue, fast bool) {
+func fastLine(p []byte) (name []byte, v flowValue, fast, open bool) {
 	var i int
 	switch c := p[0]; {
 	case c == '"' || c == '\'':
@@ -201,12 +253,15 @@ func fastLine(p []byte) (name []byte, v flowValue, fast bool) {
 	default:
 		return
 	}
+	if i == len(p)-1 && p[i] == ':' {
+		return name, v, false, true // the value, if any, is on the next lines
+	}
 	if i+1 >= len(p) || p[i] != ':' || p[i+1] != ' ' {
 		return
 	}
 	i = skipSpaces(p, i+1)
 	if i == len(p) || p[i] == '#' {
-		return // no value, or one on the next lines
+		return name, v, false, true
 	}
 	var ok bool
 	if p[i] == '{' {
@@ -215,12 +270,12 @@ func fastLine(p []byte) (name []byte, v flowValue, fast bool) {
 		v.limit, i, ok = fastInt(p, i)
 	}
 	if !ok {
-		return nil, flowValue{}, false
+		return nil, flowValue{}, false, false
 	}
 	if j := skipSpaces(p, i); j < len(p) && (j == i || p[j] != '#') {
-		return nil, flowValue{}, false
+		return nil, flowValue{}, false, false
 	}
-	return name, v, true
+	return name, v, true, false
 }
 
 // flowValue is an account's value: its limit, status as written ("" if
@@ -307,14 +362,18 @@ func fastInt(p []byte, i int) (n int64, end int, ok bool) {
 }
 
 // printable reports whether p holds only what YAML allows in a stream
-// (YAML 1.2 section 5.1, c-printable), as valid UTF-8, and no byte order
-// mark: yaml.v3 refuses anything else, even in a comment.
+// (YAML 1.2 section 5.1, c-printable), as valid UTF-8, no byte order mark
+// (yaml.v3 refuses anything else, even in a comment), and no CR but in a
+// CRLF.
 func printable(p []byte) bool {
 	for i := 0; i < len(p); {
 		c := p[i]
 		if c < utf8.RuneSelf {
 			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
 				return false
+			}
+			if c == '\r' && (i+1 == len(p) || p[i+1] != '\n') {
+				return false // a line break of its own to YAML, not to the scanner
 			}
 			i++
 			continue

@@ -36,6 +36,12 @@ var accountBodies = []string{
 	"- a", "{}", "{a: 1, b: 2}", "{a: 1,\n b: 2}", "---\nalice: 5", "alice: 5\n...\n", "%YAML 1.2\n---\nalice: 5",
 	"\ufeffalice: 5", "alice: 5\n bob: 6", "  alice: 5\n  bob: 6", "  alice: 5\nbob: 6",
 	"a: 1\nb: 2\na: 3\nB: 4\nc: {daily_limit: 5}\nc: 6",
+	"alice:\n  daily_limit: 3\n  dry_run: true", "alice: # c\n  daily_limit: 3 # x", "alice:\n  daily_limit: 3,",
+	"alice:\n  daily_limit: 3\n    status: x", "alice:\n    daily_limit: 3\n  status: x", "alice:\n  daily_limit: 3\n  daily_limit: 4",
+	"alice:\n  status: suspended", "alice:\n  colour: red", "alice:\n\n  daily_limit: 3\n\n  # c\n  status: terminated\nbob: 2",
+	"alice:\n  daily_limit: 3#x", "alice:\n  Daily_limit: 3", "alice:\n  daily_limit:\n    3", "alice:\n  daily_limit: -3",
+	"alice:\n  status: closed\n  daily_limit: 1", "alice:\n  daily_limit: 3\nalice:\n  daily_limit: 4", "\"a.b@c\":\n  daily_limit: 3",
+	"alice:#x\n  daily_limit: 3", "alice:  \n  daily_limit: 3", "alice:\n  daily_limit: 3 \n  status: active  # ok",
 }
 
 // TestScanAgreesWithYAML loads every body as an accounts file and inline,
