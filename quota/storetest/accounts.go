@@ -44,6 +44,7 @@ func TestAccounts(t *testing.T, open func(t *testing.T) Stores) {
 		{"PurchaseRaisesLimit", testPurchaseRaisesLimit},
 		{"PurchaseReplayCountsOnce", testPurchaseReplayCountsOnce},
 		{"PurchaseIDConflict", testPurchaseIDConflict},
+		{"PurchasePastMaxLimitWritesNothing", testPurchasePastMaxLimit},
 		{"ConcurrentPurchasesAddUp", testConcurrentPurchases},
 		{"TopUpIsForItsDayOnly", testTopUp},
 		{"AuditTrail", testAuditTrail},
@@ -255,6 +256,39 @@ func testPurchaseIDConflict(t *testing.T, s Stores) {
 	}
 	if get(t, a, "alice").DailyLimit != 15 || get(t, a, "bob").DailyLimit != 10 {
 		t.Fatalf("a conflicting purchase changed a limit: alice %d, bob %d", get(t, a, "alice").DailyLimit, get(t, a, "bob").DailyLimit)
+	}
+}
+
+// testPurchasePastMaxLimit: a purchase that would take the day's limit past
+// quota.MaxLimit (where int64 arithmetic on limits starts to wrap) is
+// refused and leaves no trace: not in the record, not as a purchase, not
+// in the audit, and its id stays free for a corrected retry.
+func testPurchasePastMaxLimit(t *testing.T, s Stores) {
+	a := s.Accounts
+	create(t, a, "alice", 10)
+	for _, p := range []quota.Purchase{
+		purchase("huge", "alice", quota.MaxLimit-9, false, day1, t1),
+		purchase("huge", "alice", quota.MaxLimit-9, true, day1, t1),
+		purchase("huge", "alice", 1<<62, false, day1, t1),
+	} {
+		if _, _, err := a.Purchase(ctx, p); !errors.Is(err, quota.ErrLimitTooHigh) {
+			t.Fatalf("%+v: %v, want ErrLimitTooHigh", p, err)
+		}
+	}
+	if r := get(t, a, "alice"); r.DailyLimit != 10 || r.TopUp(day1) != 0 {
+		t.Fatalf("a refused purchase changed the record: %+v", r)
+	}
+	list, err := a.Purchases(ctx, "alice", 10)
+	if err != nil || len(list) != 0 {
+		t.Fatalf("refused purchases recorded: %+v, %v", list, err)
+	}
+	entries, err := a.Audit(ctx, "alice", 10)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("audit after refused purchases: %+v, %v; want the creation alone", entries, err)
+	}
+	p, replay, err := a.Purchase(ctx, purchase("huge", "alice", quota.MaxLimit-10, false, day1, t1))
+	if err != nil || replay || p.DailyLimit != quota.MaxLimit {
+		t.Fatalf("the corrected purchase up to MaxLimit: %+v replay=%v, %v", p, replay, err)
 	}
 }
 
