@@ -289,17 +289,26 @@ func (s *Store) runCommit(ctx context.Context, keys []string, args []any) ([]str
 	} else {
 		node = s.c.(*redis.Client)
 	}
-	// Load the script first: EVALSHA inside a pipeline cannot fall back.
-	if err := commitScript.Load(ctx, node).Err(); err != nil {
-		return nil, err
+	// EVALSHA and WAIT on one connection: WAIT counts the replicas that
+	// have this connection's writes. WAIT gets half the call's timeout, so
+	// its answer arrives before the call gives up.
+	pipe := func() (run, wait *redis.Cmd, err error) {
+		_, err = node.Pipelined(ctx, func(p redis.Pipeliner) error {
+			run = commitScript.EvalSha(ctx, p, keys, args...)
+			wait = p.Do(ctx, "WAIT", s.wait, max((s.timeout/2).Milliseconds(), 1))
+			return nil
+		})
+		return run, wait, err
 	}
-	var run *redis.Cmd
-	var wait *redis.Cmd
-	_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
-		run = commitScript.EvalSha(ctx, p, keys, args...)
-		wait = p.Do(ctx, "WAIT", s.wait, s.timeout.Milliseconds())
-		return nil
-	})
+	run, wait, err := pipe()
+	if run != nil && redis.HasErrorPrefix(run.Err(), "NOSCRIPT") {
+		// A node that has not run it yet (restarted, failed over): load it
+		// and run again; the commit marker counts a retry once.
+		if err := commitScript.Load(ctx, node).Err(); err != nil {
+			return nil, err
+		}
+		run, wait, err = pipe()
+	}
 	if err != nil {
 		return nil, err
 	}
