@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -147,13 +148,17 @@ func handle[Req, Resp any](s *Server, method, path string, query []string, fn fu
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return fmt.Errorf("request body over %d bytes", MaxBody)
 		}
+		return fmt.Errorf("request body: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
 			return errors.New("request body is empty; a JSON object is expected")
 		}
@@ -161,6 +166,28 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("request body: more than one JSON value")
+	}
+	return exactNames(data, reflect.TypeOf(v).Elem())
+}
+
+// exactNames refuses a field whose name matches one of typ's only when case
+// is ignored: encoding/json accepts {"Relays": 5} for "relays", and
+// DisallowUnknownFields does not see it. The request types are flat
+// objects, so the top level is all there is to check.
+func exactNames(data []byte, typ reflect.Type) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("request body: %v", err)
+	}
+	known := map[string]bool{}
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		known[name] = true
+	}
+	for name := range fields {
+		if !known[name] {
+			return fmt.Errorf("request body: json: unknown field %q", name)
+		}
 	}
 	return nil
 }

@@ -334,6 +334,10 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"POST", "/v1/accounts/alice/purchases", big, 400, CodeBadRequest, "over 65536 bytes"},
 		{"POST", "/v1/accounts/alice/purchases", `{"relays": 5, "purchase_id": "a", "bonus": 1}`, 400, CodeBadRequest, `unknown field \"bonus\"`},
 		{"POST", "/v1/accounts/alice/purchases", `{"relays": 5, "purchase_id": "a"} {}`, 400, CodeBadRequest, "more than one JSON value"},
+		// encoding/json matches names regardless of case; the API's names are exact.
+		{"POST", "/v1/accounts/alice/purchases", `{"Relays": 5, "purchase_id": "a"}`, 400, CodeBadRequest, `unknown field \"Relays\"`},
+		{"POST", "/v1/accounts/alice/purchases", `{"relays": 5, "purchase_id": "a", "TODAY_ONLY": true}`, 400, CodeBadRequest, `unknown field \"TODAY_ONLY\"`},
+		{"PUT", "/v1/accounts/alice", `{"Status": "suspended", "reason": "x"}`, 400, CodeBadRequest, `unknown field \"Status\"`},
 		{"POST", "/v1/accounts/alice/purchases", `{"relays": -5, "purchase_id": "a"}`, 400, CodeBadRequest, "positive"},
 		{"POST", "/v1/accounts/alice/purchases", `{"relays": 5}`, 400, CodeBadRequest, "purchase_id"},
 		{"POST", "/v1/accounts/alice/purchases", ``, 400, CodeBadRequest, "empty"},
