@@ -81,15 +81,16 @@ func (s *accountSet) note(format string, args ...any) {
 	s.probs = append(s.probs, fmt.Sprintf(format, args...))
 }
 
-// add records one account as written in the file.
-func (s *accountSet) add(line int, name []byte, limit int64, status quota.Status, dryRun bool) {
+// add records one account as written in the file and reports whether it
+// was valid.
+func (s *accountSet) add(line int, name []byte, limit int64, status quota.Status, dryRun bool) bool {
 	if !loginName(name) {
 		s.problem(line, "%q is not a login name", name)
-		return
+		return false
 	}
 	if limit < 0 {
 		s.problem(line, "account %q: daily_limit %d is negative", name, limit)
-		return
+		return false
 	}
 	if hasUpper(name) {
 		if s.orig == nil {
@@ -100,6 +101,7 @@ func (s *accountSet) add(line int, name []byte, limit int64, status quota.Status
 	}
 	s.lines = append(s.lines, int32(line))
 	s.b.Add(name, limit, status, dryRun)
+	return true
 }
 
 // loginName reports whether name can be a SASL login: not empty, no space
@@ -181,7 +183,7 @@ func (s *accountSet) walk(m *yaml.Node, offset int) {
 }
 
 // entry adds one account from its value node: a limit, or a mapping of
-// daily_limit, status and dry_run (keys case-insensitive, like every other
+// daily_limit, status, hourly_limit and dry_run (keys case-insensitive, like every other
 // key).
 func (s *accountSet) entry(line int, name string, v *yaml.Node, offset int) {
 	if v.Kind == yaml.AliasNode {
@@ -200,7 +202,7 @@ func (s *accountSet) entry(line int, name string, v *yaml.Node, offset int) {
 		}
 		s.add(line, []byte(name), limit, quota.StatusActive, false)
 	case yaml.MappingNode:
-		var limit int64
+		var limit, hourly int64
 		var dryRun bool
 		status := quota.StatusActive
 		ok := true
@@ -225,6 +227,16 @@ func (s *accountSet) entry(line int, name string, v *yaml.Node, offset int) {
 					ok = false
 				}
 				limit = n
+			case "hourly_limit":
+				n, err := nodeInt(fv)
+				if err == nil && n < 0 {
+					err = fmt.Errorf("%d is negative", n)
+				}
+				if err != nil {
+					s.problem(k.Line+offset, "account %q: hourly_limit %v", name, err)
+					ok = false
+				}
+				hourly = n
 			case "dry_run":
 				b, err := nodeBool(fv)
 				if err != nil {
@@ -244,8 +256,8 @@ func (s *accountSet) entry(line int, name string, v *yaml.Node, offset int) {
 				ok = false
 			}
 		}
-		if ok {
-			s.add(line, []byte(name), limit, status, dryRun)
+		if ok && s.add(line, []byte(name), limit, status, dryRun) {
+			s.b.SetHourly(hourly)
 		}
 	default:
 		s.problem(line, "account %q: expected a daily limit or {daily_limit: N, status: S}", name)

@@ -105,8 +105,13 @@ type QuotaConfig struct {
 	OverQuota         OverQuota `mapstructure:"over_quota"`
 	// Mode is enforce, or dry_run: limits are counted and logged but not
 	// applied.
-	Mode        Mode `mapstructure:"mode"`
-	HistoryDays int  `mapstructure:"history_days"`
+	Mode Mode `mapstructure:"mode"`
+	// DefaultHourlyLimit caps one clock hour of every account without an
+	// hourly_limit of its own; 0 = none.
+	DefaultHourlyLimit int64 `mapstructure:"default_hourly_limit"`
+	// BurstAction is what an hourly limit reached does besides deferring.
+	BurstAction BurstAction `mapstructure:"burst_action"`
+	HistoryDays int         `mapstructure:"history_days"`
 	// AccountsFile, if set, names a YAML file of more accounts; Load makes a
 	// relative path relative to the config file's directory and merges its
 	// accounts into Accounts.
@@ -215,10 +220,12 @@ var defaults = []setting{
 	{"quota::timezone", "America/New_York", onRestart, "Days are calendar days in this IANA zone."},
 	{"quota::default_daily_limit", 0, onReload, "Limit of a login that has no account; 0 rejects it."},
 	{"quota::over_quota", string(OverQuotaDefer), onReload, "defer (4xx, the client retries) or reject (5xx)."},
+	{"quota::default_hourly_limit", 0, onReload, "Relays per clock hour of an account without hourly_limit (the burst brake); 0 = none."},
+	{"quota::burst_action", string(BurstDefer), onRestart, "An hourly limit reached: defer (450 4.7.1 until the next hour), or suspend\n(defer, and suspend a store-managed account until an operator resumes it)."},
 	{"quota::mode", string(ModeEnforce), onReload, "enforce, or dry_run: limits are counted and logged (would_refuse) but the mail goes\nout; suspended and terminated accounts are still refused."},
 	{"quota::history_days", 400, onRestart, "Days of usage history kept."},
 	{"quota::accounts_file", "", onReload, "Optional YAML file of more accounts, same shape as accounts; relative to this file."},
-	{"quota::accounts", map[string]any{}, onReload, "login: limit, or login: {daily_limit: N, status: active|suspended|terminated, dry_run: false}.\nNames are case-insensitive."},
+	{"quota::accounts", map[string]any{}, onReload, "login: limit, or login: {daily_limit: N, status: active|suspended|terminated,\nhourly_limit: N, dry_run: false}. Names are case-insensitive."},
 	{"id_header::name", "X-Relay-ID", onReload, ""},
 	{"id_header::keys_file", "/etc/relaycap/id.keys", onReload, ""},
 	{"id_header::extra", map[string]any{}, onReload, "More headers to add to relayed mail: name: value."},

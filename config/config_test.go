@@ -54,11 +54,14 @@ func acct(name string, limit int64, st quota.Status) quota.Account {
 
 func dryRun(a quota.Account) quota.Account { a.DryRun = true; return a }
 
+func hourly(a quota.Account, n int64) quota.Account { a.HourlyLimit = n; return a }
+
 // table is the FileAccounts of the accounts.
 func table(accounts ...quota.Account) *quota.FileAccounts {
 	var b quota.FileAccountsBuilder
 	for _, a := range accounts {
 		b.Add([]byte(a.Name), a.DailyLimit, a.Status, a.DryRun)
+		b.SetHourly(a.HourlyLimit)
 	}
 	t, _ := b.Build()
 	return t
@@ -103,7 +106,7 @@ func TestDefaults(t *testing.T) {
 		Admin:    AdminConfig{Listen: "unix:relaycap-data/admin.sock"},
 		Quota: QuotaConfig{
 			Timezone: "America/New_York", DefaultDailyLimit: 0, OverQuota: "defer", HistoryDays: 400,
-			Mode:     ModeEnforce,
+			Mode: ModeEnforce, BurstAction: BurstDefer,
 			Accounts: table(),
 		},
 		IDHeader: IDHeaderConfig{Name: "X-Relay-ID", KeysFile: "/etc/relaycap/id.keys", Extra: map[string]string{}},
@@ -244,13 +247,13 @@ func TestFullExample(t *testing.T) {
 		Metrics: MetricsConfig{Listen: "inet:127.0.0.1:10085"},
 		Quota: QuotaConfig{
 			Timezone: "Europe/Paris", DefaultDailyLimit: 50, OverQuota: "reject", HistoryDays: 30,
-			Mode:         ModeDryRun,
+			Mode: ModeDryRun, DefaultHourlyLimit: 20, BurstAction: BurstSuspend,
 			AccountsFile: filepath.Join("testdata", "good", "accounts.yaml"),
 			Accounts: table(
 				acct("alice@example.com", 500, quota.StatusActive),
 				acct("bob.smith@example.org", 10, quota.StatusSuspended),
 				acct("carol", 0, quota.StatusTerminated),
-				dryRun(acct("dave", 20, quota.StatusActive)),
+				hourly(dryRun(acct("dave", 20, quota.StatusActive)), 5),
 				acct("erin@example.com", 1000, quota.StatusActive),
 				acct("frank.jones@example.org", 25, quota.StatusSuspended),
 			),
@@ -518,7 +521,7 @@ func TestValidateChangesNothing(t *testing.T) {
 // fails here.
 func TestRestartOnlySettingsAreKept(t *testing.T) {
 	want := []string{"state_dir", "milter.listen", "milter.read_timeout", "milter.write_timeout",
-		"policy.listen", "policy.read_timeout", "admin.listen", "admin.listen_tcp", "admin.token_file", "metrics.listen", "quota.timezone", "quota.history_days",
+		"policy.listen", "policy.read_timeout", "admin.listen", "admin.listen_tcp", "admin.token_file", "metrics.listen", "quota.timezone", "quota.burst_action", "quota.history_days",
 		"store.backend", "store.sync_writes", "store.min_free_mb", "store.redis.addrs", "store.redis.password_file", "store.redis.tls",
 		"store.redis.key_prefix", "store.redis.hold_ttl", "store.redis.timeout", "store.redis.wait_replicas", "log.format", "socket.mode", "socket.group",
 		"notify.webhook_url", "notify.secret_file", "notify.thresholds", "abuse.auto_suspend_after", "abuse.window"}

@@ -14,6 +14,15 @@ const (
 	ModeDryRun Mode = "dry_run"
 )
 
+// BurstAction is quota.burst_action.
+type BurstAction string
+
+// The values of quota.burst_action.
+const (
+	BurstDefer   BurstAction = "defer"   // 450 4.7.1 until the next hour
+	BurstSuspend BurstAction = "suspend" // defer, and suspend the account for an operator to resume
+)
+
 // AbuseConfig is the complaint-driven suspension.
 type AbuseConfig struct {
 	// AutoSuspendAfter complaints within Window suspend the account; 0
@@ -25,6 +34,10 @@ type AbuseConfig struct {
 func (c *Config) checkProtection(ck *checker) {
 	q := c.Quota
 	ck.oneOf("quota.mode", string(q.Mode), string(ModeEnforce), string(ModeDryRun))
+	ck.oneOf("quota.burst_action", string(q.BurstAction), string(BurstDefer), string(BurstSuspend))
+	if q.DefaultHourlyLimit < 0 {
+		ck.add("quota.default_hourly_limit: %d is negative", q.DefaultHourlyLimit)
+	}
 	if c.Abuse.AutoSuspendAfter < 0 {
 		ck.add("abuse.auto_suspend_after: %d is negative", c.Abuse.AutoSuspendAfter)
 	}

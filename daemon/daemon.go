@@ -344,7 +344,8 @@ func (d *Daemon) closeAll() error {
 
 func engineSettings(cfg *config.Config) quota.Settings {
 	return quota.Settings{Location: cfg.Location, DefaultDailyLimit: cfg.Quota.DefaultDailyLimit, Accounts: cfg.Quota.Accounts,
-		DryRun: cfg.Quota.Mode == config.ModeDryRun, HoldTTL: holdTTL(cfg)}
+		DefaultHourlyLimit: cfg.Quota.DefaultHourlyLimit,
+		DryRun:             cfg.Quota.Mode == config.ModeDryRun, HoldTTL: holdTTL(cfg)}
 }
 
 // holdTTL is how long a reservation outlives its RCPT. No milter callback

@@ -19,7 +19,10 @@ func (d *Daemon) startNotify(cfg *config.Config, o Options) error {
 	if err != nil {
 		return &ConfigError{err}
 	}
-	box := d.store.Outbox()
+	var box notify.Outbox = d.store.Outbox()
+	if d.redis != nil { // several hosts: once keys in the shared store
+		box = notify.SharedOnce{Outbox: box, Shared: d.redis}
+	}
 	d.deliverer = notify.NewDeliverer(box, notify.Webhook{URL: cfg.Notify.WebhookURL, Secret: secret},
 		notify.DelivererOptions{Logger: o.Logger, Now: o.Now, Poll: o.NotifyPoll})
 	d.notifier = notify.NewNotifier(box, d.deliverer.Wake, o.Logger)
@@ -46,13 +49,17 @@ func (d *Daemon) stopNotify() {
 }
 
 // mailEvents is what the milter and the policy service report to; nil
-// (an interface without a value) without a webhook, so the mail path does
-// not even call it.
+// (an interface without a value) without a webhook and without
+// burst_action suspend, so the mail path does not even call it.
 func (d *Daemon) mailEvents(cfg *config.Config) quota.Events {
-	if d.notifier == nil {
-		return nil
+	var ev quota.Events
+	if d.notifier != nil {
+		ev = notify.MailEvents{Notifier: d.notifier, Thresholds: cfg.Notify.Thresholds}
 	}
-	return notify.MailEvents{Notifier: d.notifier, Thresholds: cfg.Notify.Thresholds}
+	if cfg.Quota.BurstAction == config.BurstSuspend {
+		ev = burstBrake{next: ev, d: d}
+	}
+	return ev
 }
 
 // statusEvent sends an event for a suspension, resume or termination

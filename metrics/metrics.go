@@ -19,10 +19,10 @@ import (
 // Refusal reasons, the values of relaycap_recipients_refused_total's reason
 // label: the quota verdicts, a store failure, and mail without a login
 // refused at MAIL (milter.unauthenticated: reject).
-var reasons = []string{"over_quota", "suspended", "terminated", "not_provisioned", "unauthenticated", "tempfail"}
+var reasons = []string{"over_quota", "over_hourly_limit", "suspended", "terminated", "not_provisioned", "unauthenticated", "tempfail"}
 
 // The verdicts dry run lets through: limits, not sanctions.
-var limitReasons = []string{"over_quota"}
+var limitReasons = []string{"over_quota", "over_hourly_limit"}
 
 // Message results, as in the milter's decision lines ("refused": the
 // account was suspended or terminated before its end of message).

@@ -26,7 +26,8 @@ const (
 	// the daily limit is used up. Once per account and day.
 	TypeQuotaRefused Type = "quota.refused"
 	// TypeBurst: the hourly limit refused a recipient (the burst brake
-	// engaged). Once per account and hour.
+	// engaged): Used and Limit are the hour's, ResetsAt its end. Once per
+	// account and hour.
 	TypeBurst Type = "quota.burst"
 	// TypeStatus: the account was suspended, resumed or terminated.
 	TypeStatus Type = "account.status"
@@ -45,7 +46,7 @@ type Event struct {
 	Account string    `json:"account,omitempty"`
 
 	Day      string     `json:"day,omitempty"`  // the local date counted on, "2006-01-02"
-	Hour     string     `json:"hour,omitempty"` // the local clock hour, "2006-01-02T15"
+	Hour     string     `json:"hour,omitempty"` // the clock hour's start, RFC 3339 with the zone's offset
 	Used     int64      `json:"used,omitempty"`
 	Limit    int64      `json:"limit,omitempty"`
 	Percent  int        `json:"percent,omitempty"`

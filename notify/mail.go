@@ -31,12 +31,19 @@ func (m MailEvents) Committed(d quota.Decision, n int64, now time.Time) {
 	}
 }
 
-// Refused emits the first refusal of the day for quota.
+// Refused emits the first refusal of the day for quota, and the first of
+// each clock hour for the hourly limit (the burst brake engaged).
 func (m MailEvents) Refused(d quota.Decision, now time.Time) {
-	if d.Verdict != quota.OverQuota {
-		return
+	switch d.Verdict {
+	case quota.OverQuota:
+		m.Notifier.Emit(m.event(TypeQuotaRefused, d, now), "refused/"+d.Account.Name+"/"+string(d.Day))
+	case quota.OverHourly:
+		ev := m.event(TypeBurst, d, now)
+		resets := d.Hour.ResetAt.UTC()
+		ev.Hour = d.Hour.ResetAt.Add(-time.Hour).Format(time.RFC3339)
+		ev.Used, ev.Limit, ev.ResetsAt = d.Hour.Used+d.Hour.Reserved, d.Hour.Limit, &resets
+		m.Notifier.Emit(ev, "burst/"+d.Account.Name+"/"+string(d.Hour.Window))
 	}
-	m.Notifier.Emit(m.event(TypeQuotaRefused, d, now), "refused/"+d.Account.Name+"/"+string(d.Day))
 }
 
 func (m MailEvents) event(t Type, d quota.Decision, now time.Time) Event {

@@ -52,6 +52,8 @@ type Account struct {
 	// DryRun puts this account's limits in dry run (a file-managed
 	// account's dry_run).
 	DryRun bool
+	// HourlyLimit caps one clock hour; 0 takes the default hourly limit.
+	HourlyLimit int64
 }
 
 // Limit is the relays the account may send on the day it was looked up on.

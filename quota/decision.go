@@ -17,9 +17,10 @@ const (
 	Suspended                     // the account is suspended
 	Terminated                    // the account is terminated
 	NotProvisioned                // the login has no relays at all (limit 0)
+	OverHourly                    // this clock hour's limit is used up: the burst brake
 )
 
-var verdictNames = [...]string{"none", "allowed", "over_quota", "suspended", "terminated", "not_provisioned"}
+var verdictNames = [...]string{"none", "allowed", "over_quota", "suspended", "terminated", "not_provisioned", "over_hourly_limit"}
 
 func (v Verdict) String() string {
 	if v >= 0 && int(v) < len(verdictNames) {
@@ -42,7 +43,22 @@ type Decision struct {
 	// given a relay that was allowed; NoVerdict when none.
 	DryRun      bool
 	WouldRefuse Verdict
+	// Hour is the clock hour's count, for an account with an hourly limit
+	// (Hour.Limit 0: none); OverHourly refers to it.
+	Hour HourCount
 }
+
+// HourCount is one clock hour of an account with an hourly limit.
+type HourCount struct {
+	Window   Day // HourOf
+	Used     int64
+	Reserved int64
+	Limit    int64
+	ResetAt  time.Time // the next hour, in the configured zone
+}
+
+// TryAfter says when the hour ends, as it goes into an SMTP reply: "16:00 EST".
+func (h HourCount) TryAfter() string { return h.ResetAt.Format("15:04 MST") }
 
 // OverLimit is how far Used is past Limit: in dry run, the relays of the
 // day that enforcing would have refused.

@@ -29,6 +29,9 @@ type Settings struct {
 	// through (Decision.WouldRefuse says what enforcing would have done);
 	// an Account's own DryRun does the same for that account.
 	DryRun bool
+	// DefaultHourlyLimit caps one clock hour of every account without an
+	// HourlyLimit of its own; 0 = none.
+	DefaultHourlyLimit int64
 	// HoldTTL is how long a reservation lasts without its commit: it must
 	// outlast the longest silence between RCPT and end of message.
 	HoldTTL time.Duration
@@ -42,6 +45,7 @@ type Txn struct {
 	id      string // unique across hosts: the commit's idempotency key
 	account string
 	holds   []Hold
+	hours   []Hold // the same relays in their clock hours, with an hourly limit
 }
 
 // Account is the login the transaction reserves for ("" before the first).
@@ -93,6 +97,9 @@ func (e *Engine) SetSettings(s Settings) error {
 	}
 	if s.HoldTTL <= 0 {
 		return errors.New("quota: settings without a hold ttl")
+	}
+	if s.DefaultHourlyLimit < 0 {
+		return errors.New("quota: negative default hourly limit")
 	}
 	e.settings.Store(&s)
 	return nil
@@ -209,8 +216,25 @@ func (e *Engine) Check(ctx context.Context, login string, now time.Time) (Decisi
 		}
 		d.WouldRefuse = OverQuota
 	}
-	if err != nil { // read-only: the relay would be allowed, its commit would fail
-		return Decision{}, fmt.Errorf("%w: %w", ErrStore, err)
+	readOnly := err
+	if d.Hour.Limit > 0 {
+		hc, err := e.counter.Peek(ctx, d.Account.Name, d.Hour.Window, now)
+		if err != nil && !errors.Is(err, ErrReadOnly) {
+			return Decision{}, fmt.Errorf("%w: usage of %q in %s: %w", ErrStore, d.Account.Name, d.Hour.Window, err)
+		}
+		d.Hour.Used, d.Hour.Reserved = hc.Used, hc.Reserved
+		if hc.Used+hc.Reserved+1 > d.Hour.Limit {
+			if !d.DryRun {
+				d.Verdict = OverHourly
+				return d, nil
+			}
+			if d.WouldRefuse == NoVerdict {
+				d.WouldRefuse = OverHourly
+			}
+		}
+	}
+	if readOnly != nil { // read-only: the relay would be allowed, its commit would fail
+		return Decision{}, fmt.Errorf("%w: %w", ErrStore, readOnly)
 	}
 	return d, nil
 }
@@ -245,9 +269,59 @@ func (e *Engine) Reserve(ctx context.Context, txn *Txn, login string, now time.T
 	if c.Used+c.Reserved > d.Limit { // only in dry run
 		d.WouldRefuse = OverQuota
 	}
+	if ok, err := e.reserveHour(ctx, &d, txn, h, now); err != nil || !ok {
+		return d, err
+	}
 	txn.account = d.Account.Name
 	txn.holds = append(txn.holds, h)
 	return d, nil
+}
+
+// reserveHour holds h's relay in its clock hour too, when the account
+// has an hourly limit. The hour is held after the day: a relay refused by
+// either holds neither (h is released), and neither limit is ever passed
+// (each is atomic in the counter; a race between them can only refuse too
+// early). It reports whether the relay may go; d says why not.
+func (e *Engine) reserveHour(ctx context.Context, d *Decision, txn *Txn, h Hold, now time.Time) (bool, error) {
+	if d.Hour.Limit <= 0 {
+		return true, nil
+	}
+	hh := Hold{ID: h.ID + "h", Account: h.Account, Day: d.Hour.Window, N: 1, Expires: h.Expires}
+	hc, granted, err := e.counter.Reserve(ctx, hh, hourLimit(*d), now)
+	if err != nil {
+		e.release(ctx, []Hold{h})
+		*d = Decision{}
+		return false, fmt.Errorf("%w: reserve for %q in %s: %w", ErrStore, h.Account, hh.Day, err)
+	}
+	d.Hour.Used, d.Hour.Reserved = hc.Used, hc.Reserved
+	if !granted {
+		e.release(ctx, []Hold{h})
+		d.Reserved -= h.N
+		d.Verdict = OverHourly
+		return false, nil
+	}
+	if hc.Used+hc.Reserved > d.Hour.Limit && d.WouldRefuse == NoVerdict { // only in dry run
+		d.WouldRefuse = OverHourly
+	}
+	txn.hours = append(txn.hours, hh)
+	return true, nil
+}
+
+// commitHours counts a transaction's relays in their clock hours, before
+// its days: if the day's commit then fails, the hour has counted relays
+// that did not go out, which brakes early, never late. The limit only
+// matters for a hold that expired and is reserved again.
+func (e *Engine) commitHours(ctx context.Context, id string, hours []Hold, limit int64, dryRun bool, now time.Time) error {
+	if len(hours) == 0 {
+		return nil
+	}
+	if limit <= 0 || dryRun { // no hourly limit any more (a reload), or dry run
+		limit = noLimit
+	}
+	if _, err := e.counter.Commit(ctx, id+"h", hours, limit, now); err != nil {
+		return fmt.Errorf("%w: commit %d relays of %q in their hours: %w", ErrStore, len(hours), hours[0].Account, err)
+	}
+	return nil
 }
 
 // nextHold is the hold of txn's next relay.
@@ -294,6 +368,9 @@ func (e *Engine) reserveRecord(ctx context.Context, rc RecordCounter, s *Setting
 	if c.Used+c.Reserved > d.Limit { // only in dry run
 		d.WouldRefuse = OverQuota
 	}
+	if ok, err := e.reserveHour(ctx, &d, txn, h, now); err != nil || !ok {
+		return d, err
+	}
 	txn.account = name
 	txn.holds = append(txn.holds, h)
 	return d, nil
@@ -312,15 +389,20 @@ func (e *Engine) Commit(ctx context.Context, txn *Txn, now time.Time) (Decision,
 		return Decision{}, nil
 	}
 	s := e.settings.Load()
-	id, holds := txn.id, txn.holds
+	id, holds, hours := txn.id, txn.holds, txn.hours
 	*txn = Txn{}
 	day := holds[len(holds)-1].Day
 	if rc, name, ok := e.recordCounter(s, holds[0].Account); ok {
+		// A store-managed record has no hourly limit of its own.
+		if err := e.commitHours(ctx, id, hours, s.DefaultHourlyLimit, s.DryRun, now); err != nil {
+			e.release(ctx, append(holds, hours...))
+			return Decision{}, err
+		}
 		return e.commitRecord(ctx, rc, s, id, holds, name, day, now)
 	}
 	acct, err := e.lookup(ctx, s, holds[0].Account, day)
 	if err != nil {
-		e.release(ctx, holds)
+		e.release(ctx, append(holds, hours...))
 		return Decision{}, err
 	}
 	d := Decision{
@@ -332,8 +414,12 @@ func (e *Engine) Commit(ctx context.Context, txn *Txn, now time.Time) (Decision,
 		DryRun:  s.DryRun || acct.DryRun,
 	}
 	if !d.Allowed() {
-		e.release(ctx, holds)
+		e.release(ctx, append(holds, hours...))
 		return d, nil
+	}
+	if err := e.commitHours(ctx, id, hours, hourlyLimit(s, acct), d.DryRun, now); err != nil {
+		e.release(ctx, append(holds, hours...))
+		return Decision{}, err
 	}
 	totals, err := e.counter.Commit(ctx, id, holds, countLimit(d), now)
 	if err != nil {
@@ -382,7 +468,7 @@ func (e *Engine) Release(ctx context.Context, txn *Txn) error {
 	if len(txn.holds) == 0 {
 		return nil
 	}
-	holds := txn.holds
+	holds := append(txn.holds, txn.hours...)
 	*txn = Txn{}
 	if err := e.counter.Release(ctx, holds); err != nil {
 		return fmt.Errorf("%w: release %d relays of %q: %w", ErrStore, len(holds), holds[0].Account, err)
@@ -401,6 +487,23 @@ const noLimit = math.MaxInt64 / 4
 
 // countLimit is the limit the counter enforces for d: its own, or none in
 // dry run, which counts past it and only reports (WouldRefuse).
+// hourLimit is the limit an hour's hold is reserved against: none in dry
+// run, which counts past it and only reports.
+func hourLimit(d Decision) int64 {
+	if d.DryRun {
+		return noLimit
+	}
+	return d.Hour.Limit
+}
+
+// hourlyLimit is acct's hourly limit: its own, or the default.
+func hourlyLimit(s *Settings, acct Account) int64 {
+	if acct.HourlyLimit > 0 {
+		return acct.HourlyLimit
+	}
+	return s.DefaultHourlyLimit
+}
+
 func countLimit(d Decision) int64 {
 	if d.DryRun {
 		return noLimit
@@ -446,6 +549,9 @@ func decide(s *Settings, acct Account, day Day, now time.Time) Decision {
 	}
 	if d.Verdict == Allowed && d.Limit <= 0 {
 		d.Verdict = NotProvisioned
+	}
+	if l := hourlyLimit(s, acct); l > 0 {
+		d.Hour = HourCount{Window: HourOf(now, s.Location), Limit: l, ResetAt: NextHour(now, s.Location)}
 	}
 	return d
 }

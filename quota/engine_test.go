@@ -99,6 +99,7 @@ func table(accounts map[string]Account) *FileAccounts {
 			a.Status = StatusActive
 		}
 		b.Add([]byte(NormalizeName(name)), a.DailyLimit, a.Status, a.DryRun)
+		b.SetHourly(a.HourlyLimit)
 	}
 	t, _ := b.Build()
 	return t

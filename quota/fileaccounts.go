@@ -18,6 +18,9 @@ type FileAccounts struct {
 	ends   []uint32 // name i is names[ends[i-1]:ends[i]]
 	limits []int64
 	status []uint8 // index into statuses, | dryRunBit
+	// hourly holds the hourly limits by index; few accounts have one, so
+	// the table does not grow by a column for them.
+	hourly map[uint32]int64
 }
 
 // dryRunBit marks an account in dry run in its status byte.
@@ -58,7 +61,8 @@ func (t *FileAccounts) name(i int) string {
 
 func (t *FileAccounts) at(i int) Account {
 	st := t.status[i]
-	return Account{Name: t.name(i), DailyLimit: t.limits[i], Status: statuses[st&^dryRunBit], Source: FromFile, DryRun: st&dryRunBit != 0}
+	return Account{Name: t.name(i), DailyLimit: t.limits[i], Status: statuses[st&^dryRunBit], Source: FromFile, DryRun: st&dryRunBit != 0,
+		HourlyLimit: t.hourly[uint32(i)]}
 }
 
 // Get returns the account named name, which must be normalized
@@ -111,6 +115,7 @@ type FileAccountsBuilder struct {
 	ends   []uint32
 	limits []int64
 	status []uint8
+	hourly map[int]int64 // by index of Add
 }
 
 // Add appends an account; name must be normalized, and is copied; status
@@ -125,6 +130,17 @@ func (b *FileAccountsBuilder) Add(name []byte, limit int64, status Status, dryRu
 		code |= dryRunBit
 	}
 	b.status = append(b.status, code)
+}
+
+// SetHourly gives the account added last an hourly limit.
+func (b *FileAccountsBuilder) SetHourly(limit int64) {
+	if len(b.ends) == 0 || limit <= 0 {
+		return
+	}
+	if b.hourly == nil {
+		b.hourly = make(map[int]int64)
+	}
+	b.hourly[len(b.ends)-1] = limit
 }
 
 // Len is the number of accounts added so far.
@@ -148,6 +164,11 @@ func (b *FileAccountsBuilder) Truncate(n int) {
 		end = b.ends[n-1]
 	}
 	b.names, b.ends, b.limits, b.status = b.names[:end], b.ends[:n], b.limits[:n], b.status[:n]
+	for i := range b.hourly {
+		if i >= n {
+			delete(b.hourly, i)
+		}
+	}
 }
 
 // Duplicate is a name given to two Add calls, by index: First is kept.
@@ -159,7 +180,7 @@ type Duplicate struct {
 // Build sorts the accounts into a table and reports every name added more
 // than once; the table keeps the first. The builder is spent.
 func (b *FileAccountsBuilder) Build() (*FileAccounts, []Duplicate) {
-	names, ends, limits, status := b.names, b.ends, b.limits, b.status
+	names, ends, limits, status, hourly := b.names, b.ends, b.limits, b.status, b.hourly
 	*b = FileAccountsBuilder{}
 	name := func(i uint32) []byte {
 		start := uint32(0)
@@ -189,6 +210,12 @@ func (b *FileAccountsBuilder) Build() (*FileAccounts, []Duplicate) {
 		kept = i
 		sorted.Write(name(i))
 		t.ends = append(t.ends, uint32(sorted.Len()))
+		if h, ok := hourly[int(i)]; ok {
+			if t.hourly == nil {
+				t.hourly = make(map[uint32]int64)
+			}
+			t.hourly[uint32(len(t.ends)-1)] = h
+		}
 		t.limits = append(t.limits, limits[i])
 		t.status = append(t.status, status[i])
 	}

@@ -115,3 +115,22 @@ func TestFileAccountsGetKeepsNoPieceOfTheTable(t *testing.T) {
 		t.Fatalf("Get(%q) = %+v, %v: the name is not the caller's", name, a, ok)
 	}
 }
+
+// TestFileAccountsHourly: an hourly limit follows its account through the
+// sort, and Truncate forgets the ones it drops.
+func TestFileAccountsHourly(t *testing.T) {
+	var b FileAccountsBuilder
+	b.Add([]byte("zed"), 10, StatusActive, false)
+	b.SetHourly(3)
+	b.Add([]byte("amy"), 10, StatusActive, false)
+	b.Add([]byte("bob"), 10, StatusActive, false)
+	b.SetHourly(7)
+	b.Truncate(2) // bob goes, and his hourly limit with him
+	b.Add([]byte("cat"), 10, StatusActive, false)
+	tab, _ := b.Build()
+	for name, want := range map[string]int64{"zed": 3, "amy": 0, "cat": 0} {
+		if a, ok := tab.Get(name); !ok || a.HourlyLimit != want {
+			t.Errorf("%s: %+v %v, want hourly limit %d", name, a, ok, want)
+		}
+	}
+}

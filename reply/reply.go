@@ -37,6 +37,11 @@ func ForDecision(d quota.Decision, overQuotaReject bool) Reply {
 			return Reply{550, "5.7.1", text}
 		}
 		return Reply{450, "4.7.1", text}
+	case quota.OverHourly:
+		// The burst brake is temporary by nature: always 4.7.1, whatever
+		// over_quota says, with the hour it lifts.
+		return Reply{450, "4.7.1", fmt.Sprintf("Account %s: hourly relay limit of %d reached; try again after %s",
+			name, d.Hour.Limit, d.Hour.TryAfter())}
 	case quota.Suspended:
 		return Reply{550, "5.7.1", fmt.Sprintf("Account %s is suspended", name)}
 	case quota.Terminated:

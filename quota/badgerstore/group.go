@@ -121,7 +121,11 @@ func (s *Store) writeUsage(batch []*commit) error {
 					c.totals[i] = cur + dc.N
 					var buf [8]byte
 					binary.BigEndian.PutUint64(buf[:], uint64(c.totals[i]))
-					if err := txn.SetEntry(badger.NewEntry(key, buf[:]).WithTTL(s.ttl)); err != nil {
+					ttl := s.ttl
+					if dc.Day.IsHour() { // the burst brake's hour needs no history
+						ttl = quota.HourWindowTTL
+					}
+					if err := txn.SetEntry(badger.NewEntry(key, buf[:]).WithTTL(ttl)); err != nil {
 						return err
 					}
 				}

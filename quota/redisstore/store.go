@@ -211,7 +211,11 @@ func (s *Store) commit(ctx context.Context, txn string, holds []quota.Hold, limi
 		dry = "1"
 	}
 	keys := []string{s.key(account, "c", txn), s.accountKey(account)}
-	args := []any{limit, s.keep.Milliseconds(), markerTTL.Milliseconds(), mode, fallback, dry}
+	keep := s.keep
+	if holds[0].Day.IsHour() { // the burst brake's hours (committed apart from days) need no history
+		keep = quota.HourWindowTTL
+	}
+	args := []any{limit, keep.Milliseconds(), markerTTL.Milliseconds(), mode, fallback, dry}
 	for _, g := range days {
 		keys = append(keys, s.key(account, "u", string(g.day)), s.key(account, "h", string(g.day)))
 		args = append(args, string(g.day), len(g.holds))

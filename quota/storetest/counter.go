@@ -43,6 +43,7 @@ func TestCounter(t *testing.T, open OpenCounter) {
 		{"MultiDayCommitAllOrNone", testMultiDay},
 		{"UsageExpiresAfterHistory", testHistoryExpiry},
 		{"InvalidHoldsGrantNothing", testInvalid},
+		{"HourWindowApartFromItsDay", testHourWindow},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -341,5 +342,34 @@ func testInvalid(t *testing.T, open OpenCounter) {
 	}
 	if _, err := c.Commit(ctx, id("t"), nil, 10, now); err == nil {
 		t.Error("commit of no holds: no error")
+	}
+}
+
+// testHourWindow: the burst brake counts a clock hour as a window of its
+// own (quota.HourOf) beside the day: exact against its own limit, and
+// invisible in the day's count.
+func testHourWindow(t *testing.T, open OpenCounter) {
+	c := open(t, CounterOptions{})
+	a := id("alice")
+	hour := quota.HourOf(time.Date(2026, 11, 27, 20, 0, 0, 0, time.UTC), time.UTC)
+	var holds []quota.Hold
+	for i := range 4 {
+		h := hold(a, hour, 1, time.Hour)
+		if _, ok := reserve(t, c, h, 3); ok != (i < 3) {
+			t.Fatalf("hour hold %d granted=%v with a limit of 3", i+1, ok)
+		}
+		if i < 3 {
+			holds = append(holds, h)
+		}
+	}
+	totals := commit(t, c, id("t"), holds, 3)
+	if len(totals) != 1 || totals[0].Day != hour || totals[0].N != 3 {
+		t.Fatalf("hour commit totals %+v", totals)
+	}
+	if got := peek(t, c, a, day); got.Used != 0 || got.Reserved != 0 {
+		t.Fatalf("the day sees the hour: %+v", got)
+	}
+	if got := peek(t, c, a, hour); got.Used != 3 {
+		t.Fatalf("hour after its commit: %+v", got)
 	}
 }
