@@ -371,7 +371,7 @@ func (s *Server) usage(c *call, _ *noBody) (Usage, error) {
 	}
 	u := Usage{Account: d.Account.Name, Day: string(d.Day), Used: d.Used, Reserved: d.Reserved, Limit: d.Limit,
 		Status: string(d.Account.Status), Source: string(d.Account.Source), ResetsAt: d.ResetAt.Format(time.RFC3339),
-		DryRun: d.DryRun}
+		DryRun: d.DryRun, HourlyLimit: d.Hour.Limit, HourUsed: d.Hour.Used + d.Hour.Reserved}
 	if d.DryRun {
 		u.WouldRefuse = d.OverLimit()
 	}

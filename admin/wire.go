@@ -105,6 +105,10 @@ type Usage struct {
 	// refused.
 	DryRun      bool  `json:"dry_run"`
 	WouldRefuse int64 `json:"would_refuse"`
+	// HourlyLimit is the account's hourly limit (0: none) and HourUsed the
+	// relays of the current clock hour, committed or in flight.
+	HourlyLimit int64 `json:"hourly_limit"`
+	HourUsed    int64 `json:"hour_used"`
 }
 
 // History is an account's committed relays per day.

@@ -176,6 +176,13 @@ func (e *Engine) Usage(ctx context.Context, login string, now time.Time) (Decisi
 		return Decision{}, fmt.Errorf("%w: usage of %q on %s: %w", ErrStore, d.Account.Name, d.Day, err)
 	}
 	d.Used, d.Reserved = c.Used, c.Reserved
+	if d.Hour.Limit > 0 {
+		hc, err := e.counter.Peek(ctx, d.Account.Name, d.Hour.Window, now)
+		if err != nil && !errors.Is(err, ErrReadOnly) {
+			return Decision{}, fmt.Errorf("%w: usage of %q in %s: %w", ErrStore, d.Account.Name, d.Hour.Window, err)
+		}
+		d.Hour.Used, d.Hour.Reserved = hc.Used, hc.Reserved
+	}
 	d.Verdict = verdictOf(d.Account.Status)
 	return d, nil
 }

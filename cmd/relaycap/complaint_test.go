@@ -103,3 +103,14 @@ func TestNthComplaintSuspends(t *testing.T) {
 	out, e, code = c.run(t, complaintFor(t, c.keys, "mallory@example.com", "4AAA000004"), "abuse", "report", "-")
 	wantRun(t, "complaint after resume", out, e, code, 0, "recorded: 1 within abuse.window, account active")
 }
+
+// TestUsageShowsTheHourAndDryRun: `relaycap usage` prints the hour's count
+// against the hourly limit and, in dry run, what would have been refused.
+func TestUsageShowsTheHourAndDryRun(t *testing.T) {
+	c := startCLIDaemon(t, "quota: {accounts: {dry@example.com: {daily_limit: 2, hourly_limit: 50, dry_run: true}}}\n")
+	c.commit(t, "dry@example.com", 5)
+	out, e, code := c.run(t, "", "usage", "dry@example.com")
+	out = strings.Join(strings.Fields(out), " ")
+	wantRun(t, "usage", out, e, code, 0, "used: 5", "limit: 2", "this hour: 5 of 50 (hourly limit)",
+		"dry run: limits not enforced; 3 relays today would have been refused")
+}

@@ -60,16 +60,22 @@ Works for every login, also file-managed ones and those on the default limit.`,
 }
 
 func printUsage(w io.Writer, u admin.Usage) {
-	table(w, [][]string{
+	rows := [][]string{
 		{"account:", u.Account},
 		{"day:", u.Day},
 		{"used:", strconv.FormatInt(u.Used, 10)},
 		{"in flight:", strconv.FormatInt(u.Reserved, 10)},
 		{"limit:", strconv.FormatInt(u.Limit, 10)},
 		{"remaining:", strconv.FormatInt(u.Remaining, 10)},
-		{"status:", u.Status + " (" + u.Source + ")"},
-		{"resets at:", u.ResetsAt},
-	})
+	}
+	if u.HourlyLimit > 0 {
+		rows = append(rows, []string{"this hour:", fmt.Sprintf("%d of %d (hourly limit)", u.HourUsed, u.HourlyLimit)})
+	}
+	if u.DryRun {
+		rows = append(rows, []string{"dry run:", fmt.Sprintf("limits not enforced; %d relays today would have been refused", u.WouldRefuse)})
+	}
+	rows = append(rows, []string{"status:", u.Status + " (" + u.Source + ")"}, []string{"resets at:", u.ResetsAt})
+	table(w, rows)
 }
 
 func printHistory(w io.Writer, h admin.History) {
