@@ -41,7 +41,7 @@ var accounts = []e2e.Account{
 	{Name: "guess@example.com", Limit: 10},                           // 10: password guessing
 	{Name: "prom@example.com", Limit: 6},                             // 11: a real Prometheus scrapes relaycap
 	{Name: "dryrun@example.com", Limit: 2, DryRun: true},             // 12: dry run past the limit
-	{Name: "hourly@example.com", Limit: 100, HourlyLimit: 3},         // 13: the hourly burst brake
+	{Name: "hourly@example.com", Limit: 100, HourlyLimit: 3},         // 14: the hourly burst brake
 }
 
 func init() {

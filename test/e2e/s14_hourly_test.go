@@ -11,7 +11,7 @@ import (
 	"github.com/relaycap/relaycap/notify"
 )
 
-// TestHourlyBrake (scenario 13): an account with hourly_limit 3 (and a
+// TestHourlyBrake (scenario 14): an account with hourly_limit 3 (and a
 // daily limit of 100) sends 5 recipients through the real Postfix: 3 get
 // 250, 2 get 450 4.7.1 naming the hour the brake lifts, the sink gets
 // the 3, and the webhook receiver gets the signed burst event.
