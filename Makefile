@@ -7,7 +7,7 @@ BIN     := relaycap
 # `make run` keeps its state and key here (the embedded default state_dir).
 STATE   := ./relaycap-data
 
-.PHONY: help build run test vet fmt-check bench bench-config load bench-floor fuzz clean monitoring-deps redis-deps
+.PHONY: help build run test vet fmt-check bench bench-config load bench-floor fuzz clean monitoring-deps redis-deps test-deps
 
 help:
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -20,7 +20,12 @@ run: build ## run the daemon on its embedded defaults (plus a key in ./relaycap-
 	@test -f $(STATE)/id.keys || ./$(BIN) id keygen --keys-file $(STATE)/id.keys
 	RELAYCAP_ID_HEADER_KEYS_FILE=$(STATE)/id.keys ./$(BIN) serve
 
-test: vet fmt-check ## vet, gofmt and the race-enabled unit and in-process tests
+# The unit tests run real peers (promtool, redis-server, redis-cli) and fail
+# without them, so `make test` installs them first on a fresh Debian machine
+# (root); each step skips apt when its packages are there.
+test-deps: monitoring-deps redis-deps ## install the peers make test runs: promtool (prometheus), redis-server, redis-cli (apt)
+
+test: vet fmt-check test-deps ## vet, gofmt and the race-enabled unit and in-process tests (installs test-deps first)
 	$(GO) test -race -count=1 ./...
 
 vet:
