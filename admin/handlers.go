@@ -230,6 +230,9 @@ func (s *Server) putAccount(c *call, req *AccountRequest) (Account, error) {
 	if req.DailyLimit != nil && *req.DailyLimit < 0 {
 		return Account{}, badRequest("daily_limit must not be negative")
 	}
+	if req.HourlyLimit != nil && *req.HourlyLimit < 0 {
+		return Account{}, badRequest("hourly_limit must not be negative")
+	}
 	var status quota.Status
 	if req.Status != "" {
 		if status, err = quota.ParseStatus(req.Status); err != nil {
@@ -244,7 +247,7 @@ func (s *Server) putAccount(c *call, req *AccountRequest) (Account, error) {
 	if err := checkLen("reason", req.Reason, maxReasonLen); err != nil {
 		return Account{}, err
 	}
-	ch := quota.Change{DailyLimit: req.DailyLimit, Note: req.Note, Status: status, Reason: req.Reason,
+	ch := quota.Change{DailyLimit: req.DailyLimit, HourlyLimit: req.HourlyLimit, DryRun: req.DryRun, Note: req.Note, Status: status, Reason: req.Reason,
 		Actor: c.actor, Time: c.now, Day: s.today(c)}
 	return s.update(c, name, ch, false)
 }
@@ -488,12 +491,12 @@ func stateText(s *quota.State) string {
 }
 
 func storeAccount(r quota.AccountRecord, today quota.Day) Account {
-	return Account{Name: r.Name, DailyLimit: r.DailyLimit, TopUpToday: r.TopUp(today), Status: string(r.Status),
+	return Account{Name: r.Name, DailyLimit: r.DailyLimit, HourlyLimit: r.HourlyLimit, DryRun: r.DryRun, TopUpToday: r.TopUp(today), Status: string(r.Status),
 		Note: r.Note, Source: string(quota.FromStore), Created: r.Created, Updated: r.Updated}
 }
 
 func fileAccount(a quota.Account) Account {
-	return Account{Name: a.Name, DailyLimit: a.DailyLimit, Status: string(a.Status), Source: string(quota.FromFile)}
+	return Account{Name: a.Name, DailyLimit: a.DailyLimit, HourlyLimit: a.HourlyLimit, DryRun: a.DryRun, Status: string(a.Status), Source: string(quota.FromFile)}
 }
 
 func toPurchase(p quota.Purchase, replay bool) Purchase {
@@ -514,5 +517,5 @@ func toState(s *quota.State) *State {
 	if s == nil {
 		return nil
 	}
-	return &State{DailyLimit: s.DailyLimit, Status: string(s.Status), Note: s.Note, TopUp: s.TopUp}
+	return &State{DailyLimit: s.DailyLimit, HourlyLimit: s.HourlyLimit, DryRun: s.DryRun, Status: string(s.Status), Note: s.Note, TopUp: s.TopUp}
 }

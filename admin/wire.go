@@ -10,10 +10,12 @@ import "time"
 // AccountRequest creates or updates a store-managed account (PUT). Omitted
 // fields stay as they are; a new account needs daily_limit.
 type AccountRequest struct {
-	DailyLimit *int64  `json:"daily_limit,omitempty"`
-	Note       *string `json:"note,omitempty"`
-	Status     string  `json:"status,omitempty"`
-	Reason     string  `json:"reason,omitempty"`
+	DailyLimit  *int64  `json:"daily_limit,omitempty"`
+	HourlyLimit *int64  `json:"hourly_limit,omitempty"` // 0 takes quota.default_hourly_limit
+	DryRun      *bool   `json:"dry_run,omitempty"`
+	Note        *string `json:"note,omitempty"`
+	Status      string  `json:"status,omitempty"`
+	Reason      string  `json:"reason,omitempty"`
 }
 
 // ReasonRequest suspends, resumes or terminates an account.
@@ -47,14 +49,16 @@ type PurchaseRequest struct {
 
 // Account is an account as the API shows it.
 type Account struct {
-	Name       string    `json:"name"`
-	DailyLimit int64     `json:"daily_limit"`
-	TopUpToday int64     `json:"top_up_today"`
-	Status     string    `json:"status"`
-	Note       string    `json:"note"`
-	Source     string    `json:"source"` // store | file
-	Created    time.Time `json:"created,omitzero"`
-	Updated    time.Time `json:"updated,omitzero"`
+	Name        string    `json:"name"`
+	DailyLimit  int64     `json:"daily_limit"`
+	HourlyLimit int64     `json:"hourly_limit"` // 0: quota.default_hourly_limit applies
+	DryRun      bool      `json:"dry_run"`
+	TopUpToday  int64     `json:"top_up_today"`
+	Status      string    `json:"status"`
+	Note        string    `json:"note"`
+	Source      string    `json:"source"` // store | file
+	Created     time.Time `json:"created,omitzero"`
+	Updated     time.Time `json:"updated,omitzero"`
 }
 
 // AccountDetail is `account show`: the account, its day, its purchases and
@@ -158,10 +162,12 @@ type AuditEntry struct {
 
 // State is an account's settings before or after a change.
 type State struct {
-	DailyLimit int64  `json:"daily_limit"`
-	Status     string `json:"status"`
-	Note       string `json:"note,omitempty"`
-	TopUp      int64  `json:"top_up,omitempty"`
+	DailyLimit  int64  `json:"daily_limit"`
+	HourlyLimit int64  `json:"hourly_limit,omitempty"`
+	DryRun      bool   `json:"dry_run,omitempty"`
+	Status      string `json:"status"`
+	Note        string `json:"note,omitempty"`
+	TopUp       int64  `json:"top_up,omitempty"`
 }
 
 // Deleted answers a delete.

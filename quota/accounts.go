@@ -11,8 +11,13 @@ import (
 type AccountRecord struct {
 	Name       string
 	DailyLimit int64
-	Status     Status
-	Note       string
+	// HourlyLimit caps one clock hour; 0 takes quota.default_hourly_limit,
+	// as for a file-managed account.
+	HourlyLimit int64
+	// DryRun puts this account's limits in dry run.
+	DryRun bool
+	Status Status
+	Note   string
 	// TopUps are today-only relays by day. Only the day a top-up was
 	// bought on gets it; the store drops days before the newest purchase's.
 	TopUps  []DayCount
@@ -34,19 +39,27 @@ func (r AccountRecord) TopUp(day Day) int64 {
 // State is what an audit entry shows of an account before and after a
 // change.
 type State struct {
-	DailyLimit int64
-	Status     Status
-	Note       string
-	TopUp      int64 // the today-only relays of the entry's day
+	DailyLimit  int64
+	HourlyLimit int64
+	DryRun      bool
+	Status      Status
+	Note        string
+	TopUp       int64 // the today-only relays of the entry's day
 }
 
 // StateOf is r's state on day.
 func StateOf(r AccountRecord, day Day) State {
-	return State{DailyLimit: r.DailyLimit, Status: r.Status, Note: r.Note, TopUp: r.TopUp(day)}
+	return State{DailyLimit: r.DailyLimit, HourlyLimit: r.HourlyLimit, DryRun: r.DryRun, Status: r.Status, Note: r.Note, TopUp: r.TopUp(day)}
 }
 
 func (s State) String() string {
 	out := fmt.Sprintf("daily_limit=%d status=%s", s.DailyLimit, s.Status)
+	if s.HourlyLimit != 0 {
+		out += fmt.Sprintf(" hourly_limit=%d", s.HourlyLimit)
+	}
+	if s.DryRun {
+		out += " dry_run=true"
+	}
 	if s.TopUp != 0 {
 		out += fmt.Sprintf(" top_up=%d", s.TopUp)
 	}

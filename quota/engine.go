@@ -46,6 +46,10 @@ type Txn struct {
 	account string
 	holds   []Hold
 	hours   []Hold // the same relays in their clock hours, with an hourly limit
+	// hourCap is the limit the hours were reserved against (noLimit in dry
+	// run): a store-managed record, read only with the day's commit, has
+	// it for its hours' commit.
+	hourCap int64
 }
 
 // Account is the login the transaction reserves for ("" before the first).
@@ -130,7 +134,8 @@ func (e *Engine) lookup(ctx context.Context, s *Settings, login string, day Day)
 // record if found, else the default limit.
 func accountOf(s *Settings, name string, r AccountRecord, found bool, day Day) Account {
 	if found {
-		return Account{Name: name, DailyLimit: r.DailyLimit, TopUp: r.TopUp(day), Status: r.Status, Source: FromStore}
+		return Account{Name: name, DailyLimit: r.DailyLimit, TopUp: r.TopUp(day), Status: r.Status, Source: FromStore,
+			DryRun: r.DryRun, HourlyLimit: r.HourlyLimit}
 	}
 	return Account{Name: name, DailyLimit: s.DefaultDailyLimit, Status: StatusActive, Source: FromDefault}
 }
@@ -311,6 +316,7 @@ func (e *Engine) reserveHour(ctx context.Context, d *Decision, txn *Txn, h Hold,
 		d.WouldRefuse = OverHourly
 	}
 	txn.hours = append(txn.hours, hh)
+	txn.hourCap = hourLimit(*d)
 	return true, nil
 }
 
@@ -396,12 +402,13 @@ func (e *Engine) Commit(ctx context.Context, txn *Txn, now time.Time) (Decision,
 		return Decision{}, nil
 	}
 	s := e.settings.Load()
-	id, holds, hours := txn.id, txn.holds, txn.hours
+	id, holds, hours, hourCap := txn.id, txn.holds, txn.hours, txn.hourCap
 	*txn = Txn{}
 	day := holds[len(holds)-1].Day
 	if rc, name, ok := e.recordCounter(s, holds[0].Account); ok {
-		// A store-managed record has no hourly limit of its own.
-		if err := e.commitHours(ctx, id, hours, s.DefaultHourlyLimit, s.DryRun, now); err != nil {
+		// The record is read with the day's commit, after the hours: they
+		// keep the limit they were reserved against.
+		if err := e.commitHours(ctx, id, hours, hourCap, false, now); err != nil {
 			e.release(ctx, append(holds, hours...))
 			return Decision{}, err
 		}

@@ -9,14 +9,16 @@ import (
 // Change is a requested change of a store-managed account, as an admin
 // makes it. Nil fields stay as they are.
 type Change struct {
-	DailyLimit *int64
-	Note       *string
-	Status     Status // "" keeps the status
-	Reason     string
-	QueueIDs   []string // what the change is about, for the audit (a complaint suspension)
-	Actor      string
-	Time       time.Time
-	Day        Day // the local day of Time, for the audit's top-up
+	DailyLimit  *int64
+	HourlyLimit *int64 // 0 takes the default hourly limit
+	DryRun      *bool
+	Note        *string
+	Status      Status // "" keeps the status
+	Reason      string
+	QueueIDs    []string // what the change is about, for the audit (a complaint suspension)
+	Actor       string
+	Time        time.Time
+	Day         Day // the local day of Time, for the audit's top-up
 }
 
 // ErrNeedsLimit refuses to create an account without a daily limit.
@@ -46,6 +48,15 @@ func (c Change) Apply(name string) func(AccountRecord, bool) (AccountRecord, Aud
 		}
 		if c.DailyLimit != nil {
 			next.DailyLimit = *c.DailyLimit
+		}
+		if c.HourlyLimit != nil {
+			if *c.HourlyLimit > MaxLimit {
+				return cur, entry, fmt.Errorf("%w: hourly limit %d", ErrLimitTooHigh, *c.HourlyLimit)
+			}
+			next.HourlyLimit = *c.HourlyLimit
+		}
+		if c.DryRun != nil {
+			next.DryRun = *c.DryRun
 		}
 		if c.Note != nil {
 			next.Note = *c.Note

@@ -36,14 +36,13 @@ message (also when the daemon is not running); 2 usage error.`,
 }
 
 func newAccountSetCommand(f *adminFlags) *cobra.Command {
-	var limit int64
-	var note string
+	var v setValues
 	cmd := &cobra.Command{
-		Use:   "set NAME [--daily-limit N] [--note TEXT]",
-		Short: "Create an account or change its daily limit or note",
+		Use:   "set NAME [--daily-limit N] [--hourly-limit N] [--dry-run=true|false] [--note TEXT]",
+		Short: "Create an account or change its daily or hourly limit, dry run or note",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := setRequest(cmd, limit, note)
+			req, err := setRequest(cmd, v)
 			if err != nil {
 				return err
 			}
@@ -52,25 +51,43 @@ func newAccountSetCommand(f *adminFlags) *cobra.Command {
 			}, printAccount)
 		},
 	}
-	cmd.Flags().Int64Var(&limit, "daily-limit", 0, "relays per day (required for a new account)")
-	cmd.Flags().StringVar(&note, "note", "", "a note for the support desk (plan, customer number)")
+	cmd.Flags().Int64Var(&v.limit, "daily-limit", 0, "relays per day (required for a new account)")
+	cmd.Flags().Int64Var(&v.hourly, "hourly-limit", 0, "relays in one clock hour (0 = quota.default_hourly_limit)")
+	cmd.Flags().BoolVar(&v.dryRun, "dry-run", false, "this account's limits in dry run: counted and logged would_refuse, not enforced")
+	cmd.Flags().StringVar(&v.note, "note", "", "a note for the support desk (plan, customer number)")
 	return cmd
 }
 
+// setValues are the flags of account set.
+type setValues struct {
+	limit, hourly int64
+	dryRun        bool
+	note          string
+}
+
 // setRequest sends only the flags given: the others stay as they are.
-func setRequest(cmd *cobra.Command, limit int64, note string) (admin.AccountRequest, error) {
+func setRequest(cmd *cobra.Command, v setValues) (admin.AccountRequest, error) {
 	var req admin.AccountRequest
 	if cmd.Flags().Changed("daily-limit") {
-		if limit < 0 {
+		if v.limit < 0 {
 			return req, usageError(errors.New("--daily-limit must not be negative"))
 		}
-		req.DailyLimit = &limit
+		req.DailyLimit = &v.limit
+	}
+	if cmd.Flags().Changed("hourly-limit") {
+		if v.hourly < 0 {
+			return req, usageError(errors.New("--hourly-limit must not be negative"))
+		}
+		req.HourlyLimit = &v.hourly
+	}
+	if cmd.Flags().Changed("dry-run") {
+		req.DryRun = &v.dryRun
 	}
 	if cmd.Flags().Changed("note") {
-		req.Note = &note
+		req.Note = &v.note
 	}
-	if req.DailyLimit == nil && req.Note == nil {
-		return req, usageError(errors.New("nothing to set: give --daily-limit and/or --note"))
+	if req.DailyLimit == nil && req.HourlyLimit == nil && req.DryRun == nil && req.Note == nil {
+		return req, usageError(errors.New("nothing to set: give --daily-limit, --hourly-limit, --dry-run and/or --note"))
 	}
 	return req, nil
 }
@@ -187,10 +204,19 @@ func printAccount(w io.Writer, a admin.Account) {
 	table(w, [][]string{
 		{"account:", a.Name},
 		{"daily limit:", limitText(a)},
+		{"hour limit:", hourlyText(a.HourlyLimit)},
+		{"dry run:", strconv.FormatBool(a.DryRun)},
 		{"status:", a.Status},
 		{"source:", a.Source},
 		{"note:", a.Note},
 	})
+}
+
+func hourlyText(n int64) string {
+	if n == 0 {
+		return "default"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func limitText(a admin.Account) string {

@@ -41,12 +41,14 @@ func timeKey(prefix, name string, t time.Time) []byte {
 }
 
 type accountJSON struct {
-	DailyLimit int64          `json:"daily_limit"`
-	Status     quota.Status   `json:"status"`
-	Note       string         `json:"note,omitempty"`
-	TopUps     []dayCountJSON `json:"top_ups,omitempty"`
-	Created    time.Time      `json:"created,omitzero"`
-	Updated    time.Time      `json:"updated,omitzero"`
+	DailyLimit  int64          `json:"daily_limit"`
+	HourlyLimit int64          `json:"hourly_limit,omitempty"`
+	DryRun      bool           `json:"dry_run,omitempty"`
+	Status      quota.Status   `json:"status"`
+	Note        string         `json:"note,omitempty"`
+	TopUps      []dayCountJSON `json:"top_ups,omitempty"`
+	Created     time.Time      `json:"created,omitzero"`
+	Updated     time.Time      `json:"updated,omitzero"`
 }
 
 type dayCountJSON struct {
@@ -55,10 +57,12 @@ type dayCountJSON struct {
 }
 
 type stateJSON struct {
-	DailyLimit int64        `json:"daily_limit"`
-	Status     quota.Status `json:"status"`
-	Note       string       `json:"note,omitempty"`
-	TopUp      int64        `json:"top_up,omitempty"`
+	DailyLimit  int64        `json:"daily_limit"`
+	HourlyLimit int64        `json:"hourly_limit,omitempty"`
+	DryRun      bool         `json:"dry_run,omitempty"`
+	Status      quota.Status `json:"status"`
+	Note        string       `json:"note,omitempty"`
+	TopUp       int64        `json:"top_up,omitempty"`
 }
 
 type auditJSON struct {
@@ -84,7 +88,7 @@ type purchaseJSON struct {
 }
 
 func toAccountJSON(r quota.AccountRecord) accountJSON {
-	j := accountJSON{DailyLimit: r.DailyLimit, Status: r.Status, Note: r.Note, Created: r.Created, Updated: r.Updated}
+	j := accountJSON{DailyLimit: r.DailyLimit, HourlyLimit: r.HourlyLimit, DryRun: r.DryRun, Status: r.Status, Note: r.Note, Created: r.Created, Updated: r.Updated}
 	for _, dc := range r.TopUps {
 		j.TopUps = append(j.TopUps, dayCountJSON{dc.Day, dc.N})
 	}
@@ -92,7 +96,7 @@ func toAccountJSON(r quota.AccountRecord) accountJSON {
 }
 
 func (j accountJSON) record(name string) quota.AccountRecord {
-	r := quota.AccountRecord{Name: name, DailyLimit: j.DailyLimit, Status: j.Status, Note: j.Note, Created: j.Created, Updated: j.Updated}
+	r := quota.AccountRecord{Name: name, DailyLimit: j.DailyLimit, HourlyLimit: j.HourlyLimit, DryRun: j.DryRun, Status: j.Status, Note: j.Note, Created: j.Created, Updated: j.Updated}
 	for _, dc := range j.TopUps {
 		r.TopUps = append(r.TopUps, quota.DayCount{Day: dc.Day, N: dc.N})
 	}
@@ -103,14 +107,14 @@ func toStateJSON(s *quota.State) *stateJSON {
 	if s == nil {
 		return nil
 	}
-	return &stateJSON{DailyLimit: s.DailyLimit, Status: s.Status, Note: s.Note, TopUp: s.TopUp}
+	return &stateJSON{DailyLimit: s.DailyLimit, HourlyLimit: s.HourlyLimit, DryRun: s.DryRun, Status: s.Status, Note: s.Note, TopUp: s.TopUp}
 }
 
 func (j *stateJSON) state() *quota.State {
 	if j == nil {
 		return nil
 	}
-	return &quota.State{DailyLimit: j.DailyLimit, Status: j.Status, Note: j.Note, TopUp: j.TopUp}
+	return &quota.State{DailyLimit: j.DailyLimit, HourlyLimit: j.HourlyLimit, DryRun: j.DryRun, Status: j.Status, Note: j.Note, TopUp: j.TopUp}
 }
 
 func toPurchaseJSON(p quota.Purchase) purchaseJSON {

@@ -52,7 +52,7 @@ return {tonumber(redis.call('GET', KEYS[1]) or '0'), live(KEYS[2])}
 // luaRecordLimit: the limit of an account record (quota.AccountRecord as
 // JSON) on day: DailyLimit plus that day's TopUps, 0 unless Status is
 // active, as the engine's verdicts say; fallback without a record; dry run
-// lifts a positive limit.
+// (the store's, or the record's own DryRun) lifts a positive limit.
 const luaRecordLimit = `
 local function recordLimit(rec, day, fallback, dry)
   local limit = fallback
@@ -65,6 +65,7 @@ local function recordLimit(rec, day, fallback, dry)
       end
     end
     if r.Status ~= 'active' then limit = 0 end
+    if r.DryRun == true then dry = '1' end
   end
   if limit > 0 and dry == '1' then limit = 2 ^ 52 end
   return limit

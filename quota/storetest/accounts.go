@@ -39,6 +39,7 @@ func TestAccounts(t *testing.T, open func(t *testing.T) Stores) {
 	}{
 		{"CreateShowList", testCreateShowList},
 		{"UpdateKeepsUnsetFields", testUpdateKeepsUnsetFields},
+		{"HourlyLimitAndDryRun", testHourlyLimitAndDryRun},
 		{"FailedChangeWritesNothing", testFailedChangeWritesNothing},
 		{"TerminatedIsFinal", testTerminatedIsFinal},
 		{"PurchaseRaisesLimit", testPurchaseRaisesLimit},
@@ -137,6 +138,50 @@ func testUpdateKeepsUnsetFields(t *testing.T, s Stores) {
 	got := get(t, a, "alice")
 	if got.DailyLimit != 20 || got.Note != "n1" || got.Status != quota.StatusSuspended || !got.Created.Equal(t1) || !got.Updated.Equal(t2) {
 		t.Fatalf("after updates: %+v", got)
+	}
+}
+
+// testHourlyLimitAndDryRun: a record carries its own hourly limit and dry
+// run, an update that leaves them out keeps them, and the audit shows them.
+func testHourlyLimitAndDryRun(t *testing.T, s Stores) {
+	a := s.Accounts
+	if _, err := a.UpdateAccount(ctx, "alice", quota.Change{DailyLimit: ptr(int64(10)), HourlyLimit: ptr(int64(2)), DryRun: ptr(true),
+		Time: t1, Day: day1}.Apply("alice")); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, a, "alice"); got.HourlyLimit != 2 || !got.DryRun || got.DailyLimit != 10 {
+		t.Fatalf("created: %+v, want hourly 2, dry run", got)
+	}
+	if _, err := a.UpdateAccount(ctx, "alice", quota.Change{DailyLimit: ptr(int64(20)), Time: t2, Day: day2}.Apply("alice")); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, a, "alice"); got.HourlyLimit != 2 || !got.DryRun || got.DailyLimit != 20 {
+		t.Fatalf("after a daily limit change: %+v, want hourly 2, dry run kept", got)
+	}
+	if _, err := a.UpdateAccount(ctx, "alice", quota.Change{HourlyLimit: ptr(int64(0)), DryRun: ptr(false), Time: t2, Day: day2}.Apply("alice")); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, a, "alice"); got.HourlyLimit != 0 || got.DryRun || got.DailyLimit != 20 {
+		t.Fatalf("after clearing: %+v, want no hourly limit, no dry run", got)
+	}
+	if _, err := a.UpdateAccount(ctx, "alice", quota.Change{HourlyLimit: ptr(quota.MaxLimit + 1), Time: t2, Day: day2}.Apply("alice")); !errors.Is(err, quota.ErrLimitTooHigh) {
+		t.Fatalf("hourly limit past MaxLimit: %v, want ErrLimitTooHigh", err)
+	}
+	entries, err := a.Audit(ctx, "alice", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, fmt.Sprintf("%s %v→%v", e.Action, e.Before, e.After))
+	}
+	want := []string{
+		`update daily_limit=20 status=active hourly_limit=2 dry_run=true→daily_limit=20 status=active`,
+		`update daily_limit=10 status=active hourly_limit=2 dry_run=true→daily_limit=20 status=active hourly_limit=2 dry_run=true`,
+		`create <nil>→daily_limit=10 status=active hourly_limit=2 dry_run=true`,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("audit, newest first:\n%s\nwant\n%s", join(got), join(want))
 	}
 }
 
@@ -466,6 +511,6 @@ func join(lines []string) string {
 }
 
 func equalRecords(a, b quota.AccountRecord) bool {
-	return a.Name == b.Name && a.DailyLimit == b.DailyLimit && a.Status == b.Status && a.Note == b.Note &&
+	return a.Name == b.Name && a.DailyLimit == b.DailyLimit && a.HourlyLimit == b.HourlyLimit && a.DryRun == b.DryRun && a.Status == b.Status && a.Note == b.Note &&
 		a.Created.Equal(b.Created) && a.Updated.Equal(b.Updated) && fmt.Sprint(a.TopUps) == fmt.Sprint(b.TopUps)
 }
