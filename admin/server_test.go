@@ -78,6 +78,42 @@ func TestAccountLifecycle(t *testing.T) {
 	}
 }
 
+// TestHourlyLimitAndDryRun: a store-managed account gets its own hourly
+// limit and dry run through the socket, the engine decides with them, and
+// an update that leaves them out keeps them.
+func TestHourlyLimitAndDryRun(t *testing.T) {
+	a := startAPI(t, nil)
+	status, body := a.raw(t, "PUT", "/v1/accounts/alice", `{"daily_limit": 10, "hourly_limit": 2, "dry_run": true}`)
+	if status != 200 || !strings.Contains(body, `"daily_limit":10,"hourly_limit":2,"dry_run":true`) {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	acct, err := a.engine.Lookup(ctx, "alice", quota.DayOf(a.clock.now(), newYork))
+	if err != nil || acct.Source != quota.FromStore || acct.HourlyLimit != 2 || !acct.DryRun {
+		t.Fatalf("the engine's account: %+v, %v; want the store's hourly limit 2 and dry run", acct, err)
+	}
+	d, err := a.engine.Check(ctx, "alice", a.clock.now())
+	if err != nil || d.Hour.Limit != 2 || !d.DryRun {
+		t.Fatalf("check: %+v, %v; want hour limit 2 in dry run", d, err)
+	}
+	limit := int64(20)
+	if got, err := a.PutAccount(ctx, "alice", AccountRequest{DailyLimit: &limit}); err != nil || got.DailyLimit != 20 || got.HourlyLimit != 2 || !got.DryRun {
+		t.Fatalf("update of the daily limit alone: %+v, %v; want hourly 2 and dry run kept", got, err)
+	}
+	if got, err := a.PutAccount(ctx, "alice", AccountRequest{HourlyLimit: ptr(int64(0)), DryRun: ptr(false)}); err != nil || got.HourlyLimit != 0 || got.DryRun {
+		t.Fatalf("clearing: %+v, %v", got, err)
+	}
+	dd, err := a.ShowAccount(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, af := dd.Audit[0].Before, dd.Audit[0].After; b.HourlyLimit != 2 || !b.DryRun || af.HourlyLimit != 0 || af.DryRun {
+		t.Fatalf("last audit entry: before %+v after %+v", b, af)
+	}
+	if !strings.Contains(a.logs.String(), `action=create before=none after="daily_limit=10 status=active hourly_limit=2 dry_run=true"`) {
+		t.Fatalf("no audit log line with the hourly limit and dry run:\n%s", a.logs.String())
+	}
+}
+
 func TestListPagesAndFilters(t *testing.T) {
 	a := startAPI(t, map[string]quota.Account{"carol": {DailyLimit: 7, Status: quota.StatusSuspended}, "bob": {DailyLimit: 1}})
 	for _, n := range []string{"alice", "dave", "erin"} {
@@ -343,6 +379,9 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"POST", "/v1/accounts/alice/purchases", ``, 400, CodeBadRequest, "empty"},
 		{"POST", "/v1/accounts/alice/purchases", `{"relays": "5", "purchase_id": "a"}`, 400, CodeBadRequest, "relays"},
 		{"PUT", "/v1/accounts/alice", `{"daily_limit": -1}`, 400, CodeBadRequest, "negative"},
+		{"PUT", "/v1/accounts/alice", `{"hourly_limit": -1}`, 400, CodeBadRequest, "hourly_limit must not be negative"},
+		{"PUT", "/v1/accounts/alice", `{"hourly_limit": 1000000000001}`, 400, CodeBadRequest, "at most"},
+		{"PUT", "/v1/accounts/alice", `{"dry_run": "yes"}`, 400, CodeBadRequest, "dry_run"},
 		{"PUT", "/v1/accounts/alice", `{"status": "paused"}`, 400, CodeBadRequest, "unknown account status"},
 		{"PUT", "/v1/accounts/newbie", `{"note": "no limit"}`, 400, CodeBadRequest, "daily limit"},
 		// A limit past int64 would wrap negative and take away what was paid for.
