@@ -138,7 +138,7 @@ func (d *Daemon) accounts(cfg *config.Config, day quota.Day) ([]quota.Account, e
 				continue
 			}
 			out = append(out, quota.Account{Name: r.Name, DailyLimit: r.DailyLimit, TopUp: r.TopUp(day),
-				Status: r.Status, Source: quota.FromStore})
+				Status: r.Status, Source: quota.FromStore, DryRun: r.DryRun, HourlyLimit: r.HourlyLimit})
 		}
 		if len(page) < q.Limit {
 			return out, nil

@@ -49,8 +49,8 @@ type Account struct {
 	TopUp      int64 // today-only relays bought for the day it was looked up on
 	Status     Status
 	Source     Source
-	// DryRun puts this account's limits in dry run (a file-managed
-	// account's dry_run).
+	// DryRun puts this account's limits in dry run (its dry_run, in the
+	// file or its store record).
 	DryRun bool
 	// HourlyLimit caps one clock hour; 0 takes the default hourly limit.
 	HourlyLimit int64
