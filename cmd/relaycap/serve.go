@@ -44,6 +44,7 @@ a bad reload keeps the running config. SIGTERM drains open transactions
 			level := new(slog.LevelVar)
 			log := newLogger(cmd.ErrOrStderr(), cfg.Log, level)
 			slog.SetDefault(log)
+			daemon.LimitMemory()
 			d, err := daemon.Start(cfg, daemon.Options{Logger: log, Level: level, Version: version})
 			if err != nil {
 				var ce *daemon.ConfigError

@@ -64,6 +64,7 @@ func main() {
 			log.Fatal(err)
 		}
 	}
+	daemon.LimitMemory() // as relaycap serve does
 	d, err := daemon.Start(cfg, daemon.Options{Logger: logger, Level: level})
 	if err != nil {
 		log.Fatal(err)
