@@ -50,8 +50,10 @@ load: ## RSS and rate after 100000 accounts each commit one relay (ACCOUNTS=n)
 # Ratios against the do-nothing floor, in one run alternating the servers;
 # exits 1 when one misses its goal. A benchmark, not part of make test.
 BENCH_FLOOR_FLAGS ?=
-bench-floor: ## relaycap vs a do-nothing policy server + milter: ratios, RSS, start-up; exit 1 below a goal
-	$(GO) run ./test/load/benchfloor $(BENCH_FLOOR_FLAGS)
+bench-floor: ## relaycap vs a do-nothing policy server + milter: ratios, RSS, start-up, via Postfix; exit 1 below a goal
+	@rc=0; $(GO) run ./test/load/benchfloor $(BENCH_FLOOR_FLAGS) || rc=1; \
+	$(E2E_GO) run -tags e2e ./test/e2e/cmd/loadgen -messages 2000 -rcpts 5 -conns 10 -goal 0.95 || rc=1; \
+	exit $$rc
 
 FUZZTIME ?= 20s
 fuzz: ## run each fuzz target for FUZZTIME

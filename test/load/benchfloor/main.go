@@ -37,6 +37,7 @@ type options struct {
 	scenarios        map[string]bool
 	accounts, active int
 	profileDir       string
+	env              []string // for the daemon
 }
 
 // goal is one line of the report.
@@ -64,6 +65,13 @@ func main() {
 	flag.IntVar(&o.accounts, "accounts", 1000000, "store-managed accounts of the big scenario")
 	flag.IntVar(&o.active, "active", 100000, "of which active today (each sends one message)")
 	flag.StringVar(&o.profileDir, "profile", "", "run relaycap under the profiler, writing DIR/<scenario>.pprof (CPU) and .heap (at the end)")
+	flag.Func("env", "NAME=VALUE for relaycap's environment (repeatable), e.g. GOMEMLIMIT=40MiB", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want NAME=VALUE, got %q", v)
+		}
+		o.env = append(o.env, v)
+		return nil
+	})
 	flag.Parse()
 	o.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
@@ -186,7 +194,7 @@ func policyDefault(ctx context.Context, b *bins, floor *proc, dir string, o opti
 	if err := os.WriteFile(filepath.Join(dir, "relaycap.yaml"), []byte(relaycapConfig(dir, 1_000_000_000)), 0o640); err != nil {
 		return nil, err
 	}
-	rc, _, err := startRelaycap(ctx, b, dir, profilePath(o, "policy-default"))
+	rc, _, err := startRelaycap(ctx, b, dir, profilePath(o, "policy-default"), o.env)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +211,7 @@ func policyStore(ctx context.Context, b *bins, floor *proc, dir string, o option
 	if err := os.WriteFile(filepath.Join(dir, "relaycap.yaml"), []byte(relaycapConfig(dir, 0)), 0o640); err != nil {
 		return nil, err
 	}
-	rc, _, err := startRelaycap(ctx, b, dir, profilePath(o, "policy-store"))
+	rc, _, err := startRelaycap(ctx, b, dir, profilePath(o, "policy-store"), o.env)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +283,7 @@ func big(ctx context.Context, b *bins, floor *proc, dir string, o options) ([]go
 	if err := os.WriteFile(filepath.Join(dir, "relaycap.yaml"), []byte(cfg), 0o640); err != nil {
 		return nil, err
 	}
-	rc, ready, err := startRelaycap(ctx, b, dir, profilePath(o, "big"))
+	rc, ready, err := startRelaycap(ctx, b, dir, profilePath(o, "big"), o.env)
 	if err != nil {
 		return nil, err
 	}

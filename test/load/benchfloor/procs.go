@@ -119,7 +119,7 @@ log: {level: info}
 
 // startRelaycap starts `BIN serve` (or profserve with a CPU profile) on the
 // config in dir and returns how long it took to send READY=1 (sd_notify).
-func startRelaycap(ctx context.Context, b *bins, dir, profile string) (*proc, time.Duration, error) {
+func startRelaycap(ctx context.Context, b *bins, dir, profile string, env []string) (*proc, time.Duration, error) {
 	notifyPath := filepath.Join(dir, "notify.sock")
 	os.Remove(notifyPath)
 	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
@@ -135,7 +135,7 @@ func startRelaycap(ctx context.Context, b *bins, dir, profile string) (*proc, ti
 			"-cpuprofile", profile, "-memprofile", strings.TrimSuffix(profile, ".pprof") + ".heap"}
 	}
 	t0 := time.Now()
-	if err := p.start(bin, args, []string{"NOTIFY_SOCKET=" + notifyPath}); err != nil {
+	if err := p.start(bin, args, append([]string{"NOTIFY_SOCKET=" + notifyPath}, env...)); err != nil {
 		return nil, 0, err
 	}
 	ready := make(chan error, 1)

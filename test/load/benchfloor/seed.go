@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/dgraph-io/badger/v4"
 	"io"
 	"log/slog"
 	"sync"
@@ -53,5 +54,23 @@ func seed(stateDir string, names []string, limit int64, active int, now time.Tim
 	if err := st.Close(); err != nil && firstErr == nil {
 		firstErr = err
 	}
-	return firstErr
+	if firstErr != nil {
+		return firstErr
+	}
+	return settle(stateDir)
+}
+
+// settle compacts the freshly written database down to its last level, as
+// a database that grew to this size over months would be: measured right
+// after a bulk write, the daemon's memory is Badger's compaction of it.
+func settle(dir string) error {
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithNumVersionsToKeep(1))
+	if err != nil {
+		return err
+	}
+	if err := db.Flatten(2); err != nil {
+		db.Close()
+		return err
+	}
+	return db.Close()
 }
