@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 )
@@ -13,6 +14,15 @@ import (
 // Store. Every call on one account holds that account's lock, so
 // check-and-hold is atomic; holds die with the process, which is all one
 // host needs. Expiry is judged against the now each call passes.
+//
+// A commit does not hold the lock while its write syncs: its holds move
+// aside, still counted as reserved, and come out when the write is durable,
+// in the same step as the new usage goes in. So one account's RCPTs and
+// policy checks never wait for its commits' fsyncs, and its concurrent
+// commits reach the Store together (which may write them in one
+// transaction). The usage Local counts with is read from the Store once
+// while it works on an account and then kept up to date by its own
+// commits: nobody else writes this host's usage.
 type Local struct {
 	usage Store
 
@@ -27,7 +37,15 @@ type Local struct {
 type localAcct struct {
 	mu    sync.Mutex
 	refs  int    // guarded by Local.mu
-	holds []Hold // guarded by mu
+	holds []Hold // guarded by mu, as the rest
+	// committing are the holds of commits whose write is under way: still
+	// reserved, but no longer released, expired or committed again.
+	committing []Hold
+	txns       []string // the transactions writing
+	// used is each day's usage as read from the Store, plus the commits
+	// made since; stale after a failed write until no write is under way.
+	used  []DayCount
+	stale bool
 }
 
 var _ Counter = (*Local)(nil)
@@ -60,7 +78,7 @@ func (l *Local) Reserve(_ context.Context, h Hold, limit int64, now time.Time) (
 	a := l.lock(h.Account)
 	defer l.unlock(h.Account, a)
 	a.purge(now)
-	used, err := l.usage.Usage(h.Account, h.Day)
+	used, err := l.usedOn(a, h.Account, h.Day)
 	if err != nil {
 		return Count{}, false, err
 	}
@@ -85,7 +103,7 @@ func (l *Local) Peek(_ context.Context, account string, day Day, now time.Time) 
 	a := l.lock(account)
 	defer l.unlock(account, a)
 	a.purge(now)
-	used, err := l.usage.Usage(account, day)
+	used, err := l.usedOn(a, account, day)
 	if err != nil {
 		return Count{}, err
 	}
@@ -110,6 +128,9 @@ func (l *Local) Commit(_ context.Context, txn string, holds []Hold, limit int64,
 	a := l.lock(account)
 	defer l.unlock(account, a)
 	a.purge(now)
+	if slices.Contains(a.txns, txn) {
+		return nil, fmt.Errorf("quota: transaction %s is being committed already", txn)
+	}
 	missing := a.missing(holds)
 	// A commit consumes its holds, so only a transaction missing some can
 	// be a retry of one already counted.
@@ -119,25 +140,81 @@ func (l *Local) Commit(_ context.Context, txn string, holds []Hold, limit int64,
 		}
 	}
 	add := byDay(holds)
-	for _, dc := range byDay(missing) {
-		used, err := l.usage.Usage(account, dc.Day)
+	for _, dc := range add {
+		used, err := l.usedOn(a, account, dc.Day) // read now, so no write is under way when it is
 		if err != nil {
 			return nil, err
 		}
-		if used+a.reserved(dc.Day)+dc.N > limit {
-			return nil, fmt.Errorf("%w: %d relays of %q on %s", ErrHoldLost, dc.N, account, dc.Day)
+		if n := sumDay(missing, dc.Day); n > 0 && used+a.reserved(dc.Day)+n > limit {
+			return nil, fmt.Errorf("%w: %d relays of %q on %s", ErrHoldLost, n, account, dc.Day)
 		}
 	}
+	// The holds stay reserved while the write syncs, without the lock.
 	a.drop(holds)
+	a.committing = append(a.committing, holds...)
+	a.txns = append(a.txns, txn)
+	a.mu.Unlock()
 	totals, err := l.usage.AddUsage(account, add)
+	a.mu.Lock()
+	a.committing = dropHolds(a.committing, holds)
+	a.txns = slices.DeleteFunc(a.txns, func(t string) bool { return t == txn })
 	if err != nil {
+		// Nothing counted, the holds are gone. Had the write gone through
+		// after all, the count is read again once no write is under way.
+		a.stale = true
 		return nil, err
 	}
 	for i := range add {
+		a.setUsed(add[i].Day, totals[i])
 		add[i].N = totals[i]
 	}
 	l.doneOf(txn).put(txn, add, now)
 	return add, nil
+}
+
+// usedOn returns account's usage on day as Local counts it, reading the
+// Store the first time and whenever a failed write left it unsure; the
+// caller holds a.
+func (l *Local) usedOn(a *localAcct, account string, day Day) (int64, error) {
+	if a.stale {
+		if len(a.txns) > 0 {
+			return 0, errors.New("quota: usage unsure after a failed write; retry")
+		}
+		a.used, a.stale = nil, false
+	}
+	for _, dc := range a.used {
+		if dc.Day == day {
+			return dc.N, nil
+		}
+	}
+	n, err := l.usage.Usage(account, day)
+	if err != nil {
+		return 0, err
+	}
+	a.used = append(a.used, DayCount{day, n})
+	return n, nil
+}
+
+// setUsed takes a durable total; totals only grow, and commits that went
+// out together may come back in any order.
+func (a *localAcct) setUsed(day Day, total int64) {
+	for i := range a.used {
+		if a.used[i].Day == day {
+			a.used[i].N = max(a.used[i].N, total)
+			return
+		}
+	}
+	a.used = append(a.used, DayCount{day, total})
+}
+
+func sumDay(hs []Hold, day Day) int64 {
+	var n int64
+	for _, h := range hs {
+		if h.Day == day {
+			n += h.N
+		}
+	}
+	return n
 }
 
 // Release drops holds.
@@ -173,7 +250,8 @@ func (l *Local) unlock(name string, a *localAcct) {
 	a.mu.Unlock()
 	l.mu.Lock()
 	a.refs--
-	// With no refs left nobody holds a.mu, so reading holds is safe.
+	// With no refs left nobody holds a.mu, so reading holds is safe (and
+	// no write is under way: a commit keeps its ref through it).
 	if a.refs == 0 && len(a.holds) == 0 {
 		delete(l.accts, name)
 	}
@@ -199,13 +277,7 @@ func (a *localAcct) purge(now time.Time) {
 }
 
 func (a *localAcct) reserved(day Day) int64 {
-	var n int64
-	for _, h := range a.holds {
-		if h.Day == day {
-			n += h.N
-		}
-	}
-	return n
+	return sumDay(a.holds, day) + sumDay(a.committing, day)
 }
 
 func (a *localAcct) has(id string) bool {
@@ -228,18 +300,22 @@ func (a *localAcct) missing(hs []Hold) []Hold {
 	return out
 }
 
-func (a *localAcct) drop(hs []Hold) {
+func (a *localAcct) drop(hs []Hold) { a.holds = dropHolds(a.holds, hs) }
+
+// dropHolds removes the holds of hs from from.
+func dropHolds(from, hs []Hold) []Hold {
 	for _, h := range hs {
-		for i := range a.holds {
-			if a.holds[i].ID == h.ID {
-				last := len(a.holds) - 1
-				a.holds[i] = a.holds[last]
-				a.holds[last] = Hold{}
-				a.holds = a.holds[:last]
+		for i := range from {
+			if from[i].ID == h.ID {
+				last := len(from) - 1
+				from[i] = from[last]
+				from[last] = Hold{}
+				from = from[:last]
 				break
 			}
 		}
 	}
+	return from
 }
 
 // byDay sums holds per day, in the order the days first appear.

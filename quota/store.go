@@ -68,8 +68,9 @@ type Counter interface {
 }
 
 // Store keeps the daily usage of one host's accounts; Local puts the
-// holds in front of it. Local serialises calls per account, so an
-// implementation need not guard one account's usage against itself.
+// holds in front of it. Local may call AddUsage for one account from
+// several goroutines at once (its commits do not wait for each other's
+// writes): the increments must add up.
 type Store interface {
 	// Usage returns the relays committed for account on day.
 	Usage(account string, day Day) (int64, error)
