@@ -74,6 +74,7 @@ type Engine struct {
 
 	idPrefix string // random per engine, so hold ids are unique across hosts
 	nextTxn  atomic.Uint64
+	days     DayClock
 }
 
 // NewEngine returns an engine counting on c, with the store-managed
@@ -201,14 +202,14 @@ func (e *Engine) Check(ctx context.Context, login string, now time.Time) (Decisi
 	var c Count
 	var err error
 	if rc, name, ok := e.recordCounter(s, login); ok {
-		day := DayOf(now, s.Location)
+		day, resetAt := e.days.Of(now, s.Location)
 		var r AccountRecord
 		var found bool
 		c, r, found, err = rc.PeekRecord(ctx, name, day, now)
 		if err != nil && !errors.Is(err, ErrReadOnly) {
 			return Decision{}, fmt.Errorf("%w: usage of %q on %s: %w", ErrStore, name, day, err)
 		}
-		if d = decide(s, accountOf(s, name, r, found, day), day, now); d.Verdict != Allowed {
+		if d = decide(s, accountOf(s, name, r, found, day), day, resetAt, now); d.Verdict != Allowed {
 			return d, nil
 		}
 	} else {
@@ -359,13 +360,13 @@ func (e *Engine) reserveRecord(ctx context.Context, rc RecordCounter, s *Setting
 	if len(txn.holds) > 0 && txn.account != name {
 		return Decision{}, fmt.Errorf("quota: transaction of %q cannot reserve for %q", txn.account, name)
 	}
-	day := DayOf(now, s.Location)
+	day, resetAt := e.days.Of(now, s.Location)
 	h := e.nextHold(txn, s, name, day, now)
 	c, r, found, granted, err := rc.ReserveRecord(ctx, h, s.DefaultDailyLimit, s.DryRun, now)
 	if err != nil {
 		return Decision{}, fmt.Errorf("%w: reserve for %q on %s: %w", ErrStore, name, day, err)
 	}
-	d := decide(s, accountOf(s, name, r, found, day), day, now)
+	d := decide(s, accountOf(s, name, r, found, day), day, resetAt, now)
 	d.Used, d.Reserved = c.Used, c.Reserved
 	if d.Verdict != Allowed {
 		if granted { // the store and the engine disagree: trust the engine
@@ -542,23 +543,24 @@ func verdictOf(s Status) Verdict {
 // start resolves login on now's day and applies its status and limit: the
 // verdict is Allowed only if the count is still to be asked.
 func (e *Engine) start(ctx context.Context, s *Settings, login string, now time.Time) (Decision, error) {
-	day := DayOf(now, s.Location)
+	day, resetAt := e.days.Of(now, s.Location)
 	acct, err := e.lookup(ctx, s, login, day)
 	if err != nil {
 		return Decision{}, err
 	}
-	return decide(s, acct, day, now), nil
+	return decide(s, acct, day, resetAt, now), nil
 }
 
-// decide applies acct's status and limit on day: the verdict is Allowed
-// only if the count is still to be asked.
-func decide(s *Settings, acct Account, day Day, now time.Time) Decision {
+// decide applies acct's status and limit on day, which ends at resetAt,
+// and its hourly limit at now: the verdict is Allowed only if the count
+// is still to be asked.
+func decide(s *Settings, acct Account, day Day, resetAt, now time.Time) Decision {
 	d := Decision{
 		Verdict: verdictOf(acct.Status),
 		Account: acct,
 		Day:     day,
 		Limit:   acct.Limit(),
-		ResetAt: NextMidnight(now, s.Location),
+		ResetAt: resetAt,
 		DryRun:  s.DryRun || acct.DryRun,
 	}
 	if d.Verdict == Allowed && d.Limit <= 0 {
