@@ -420,14 +420,7 @@ func (e *Engine) Commit(ctx context.Context, txn *Txn, now time.Time) (Decision,
 		e.release(ctx, append(holds, hours...))
 		return Decision{}, err
 	}
-	d := Decision{
-		Verdict: verdictOf(acct.Status),
-		Account: acct,
-		Day:     day,
-		Limit:   acct.Limit(),
-		ResetAt: NextMidnight(now, s.Location),
-		DryRun:  s.DryRun || acct.DryRun,
-	}
+	d := commitDecision(s, acct, day, now)
 	if !d.Allowed() {
 		e.release(ctx, append(holds, hours...))
 		return d, nil
@@ -446,6 +439,19 @@ func (e *Engine) Commit(ctx context.Context, txn *Txn, now time.Time) (Decision,
 	return d, nil
 }
 
+// commitDecision is what a commit answers for acct on day before the count:
+// the account's status decides whether anything is counted at all.
+func commitDecision(s *Settings, acct Account, day Day, now time.Time) Decision {
+	return Decision{
+		Verdict: verdictOf(acct.Status),
+		Account: acct,
+		Day:     day,
+		Limit:   acct.Limit(),
+		ResetAt: NextMidnight(now, s.Location),
+		DryRun:  s.DryRun || acct.DryRun,
+	}
+}
+
 // commitRecord is Commit in one call that reads the account's record: a
 // status that no longer allows relaying (a suspension since the RCPT)
 // counts nothing, as with a record looked up first.
@@ -456,14 +462,7 @@ func (e *Engine) commitRecord(ctx context.Context, rc RecordCounter, s *Settings
 		return Decision{}, fmt.Errorf("%w: commit %d relays of %q: %w", ErrStore, len(holds), name, err)
 	}
 	acct := accountOf(s, name, r, found, day)
-	d := Decision{
-		Verdict: verdictOf(acct.Status),
-		Account: acct,
-		Day:     day,
-		Limit:   acct.Limit(),
-		ResetAt: NextMidnight(now, s.Location),
-		DryRun:  s.DryRun || acct.DryRun,
-	}
+	d := commitDecision(s, acct, day, now)
 	if !d.Allowed() {
 		e.release(ctx, holds)
 		return d, nil
