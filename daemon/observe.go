@@ -7,12 +7,12 @@ import (
 	"net"
 	"runtime"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/relaycap/relaycap/config"
 	"github.com/relaycap/relaycap/metrics"
 	"github.com/relaycap/relaycap/quota"
+	"github.com/relaycap/relaycap/quota/badgerstore"
 	"github.com/relaycap/relaycap/sockets"
 )
 
@@ -102,9 +102,8 @@ func (d *Daemon) snapshot() metrics.Snapshot {
 	if keys != nil {
 		s.KeyIDs = keys.KeyIDs()
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(cfg.StateDir, &st); err == nil {
-		s.FreeBytes = st.Bavail * uint64(st.Bsize)
+	if free, err := badgerstore.AvailableBytes(cfg.StateDir); err == nil {
+		s.FreeBytes = free
 	}
 	day := quota.DayOf(d.now(), cfg.Location)
 	s.Accounts, s.AccountsErr = d.accounts(cfg, day)

@@ -36,7 +36,7 @@ func checkSpace(dir string, min uint64) error {
 	if min == 0 {
 		return nil
 	}
-	free, err := availableBytes(dir)
+	free, err := AvailableBytes(dir)
 	return spaceVerdict(dir, free, err, min)
 }
 
@@ -51,8 +51,9 @@ func spaceVerdict(dir string, free uint64, err error, min uint64) error {
 	return nil
 }
 
-// availableBytes is the space statfs says an unprivileged writer may use.
-func availableBytes(dir string) (uint64, error) {
+// AvailableBytes is the space statfs says an unprivileged writer may use
+// on dir's filesystem; the metrics snapshot reports the same figure.
+func AvailableBytes(dir string) (uint64, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 0, err

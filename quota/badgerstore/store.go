@@ -149,7 +149,7 @@ func Open(dir string, o Options) (*Store, error) {
 		ttl:    time.Duration(o.HistoryDays+2) * 24 * time.Hour,
 		stop:   make(chan struct{}),
 		now:    time.Now,
-		statfs: availableBytes,
+		statfs: AvailableBytes,
 	}
 	if o.KeepUsage > 0 {
 		s.ttl = o.KeepUsage
