@@ -127,22 +127,7 @@ func TestListPagesAndFilters(t *testing.T) {
 	if _, err := a.SetStatus(ctx, "dave", "suspend", "test"); err != nil {
 		t.Fatal(err)
 	}
-	var seen []string
-	after := ""
-	for range 10 {
-		page, err := a.ListAccounts(ctx, "", after, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, acct := range page.Accounts {
-			seen = append(seen, acct.Name+"/"+acct.Source)
-		}
-		if page.Next == "" {
-			break
-		}
-		after = page.Next
-	}
-	if got := strings.Join(seen, " "); got != "alice/store bob/file carol/file dave/store erin/store" {
+	if got := listPages(t, a, "", 2); got != "alice/store bob/file carol/file dave/store erin/store" {
 		t.Fatalf("pages of 2: %s", got)
 	}
 	page, err := a.ListAccounts(ctx, "suspended", "", 10)
@@ -154,6 +139,28 @@ func TestListPagesAndFilters(t *testing.T) {
 	}
 	_, err = a.ListAccounts(ctx, "sleeping", "", 10)
 	wantAPIError(t, "unknown status", err, http.StatusBadRequest, CodeBadRequest)
+}
+
+// listPages follows the account list's pages of size (at most 10 of them)
+// and returns "name/source" of every account listed, in order.
+func listPages(t *testing.T, a *testAPI, status string, size int) string {
+	t.Helper()
+	var seen []string
+	after := ""
+	for range 10 {
+		page, err := a.ListAccounts(ctx, status, after, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, acct := range page.Accounts {
+			seen = append(seen, acct.Name+"/"+acct.Source)
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	return strings.Join(seen, " ")
 }
 
 // TestListSkipsShadowedRecordsWithoutEndingThePage: store records hidden by
@@ -168,22 +175,7 @@ func TestListSkipsShadowedRecordsWithoutEndingThePage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var seen []string
-	after := ""
-	for range 10 {
-		page, err := a.ListAccounts(ctx, "suspended", after, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, acct := range page.Accounts {
-			seen = append(seen, acct.Name+"/"+acct.Source)
-		}
-		if page.Next == "" {
-			break
-		}
-		after = page.Next
-	}
-	if got := strings.Join(seen, " "); got != "carol/store" {
+	if got := listPages(t, a, "suspended", 1); got != "carol/store" {
 		t.Fatalf("suspended accounts in pages of 1: %q, want carol/store", got)
 	}
 }

@@ -130,18 +130,7 @@ func TestHourlyBrakeAcrossTwoDaemonsOnRedis(t *testing.T) {
 	body := fmt.Sprintf("store: {backend: redis, sync_writes: false, redis: {addrs: [%q], key_prefix: %q, timeout: 300ms, hold_ttl: 1h}}\n"+
 		"quota: {accounts: {alice: {daily_limit: 100, hourly_limit: 3}}}\n", srv.Addr, newPrefix())
 	hosts := []*testDaemon{startDaemon(t, body), startDaemon(t, body)}
-	accepted := 0
-	for i := range 6 {
-		rcpt, act := send(t, hosts[i%2])
-		switch {
-		case rcpt == "" && act.Type == gomilter.ActionAccept:
-			accepted++
-		case rcpt == "":
-			t.Fatalf("message %d: accepted at RCPT, then %v", i, act)
-		case !strings.Contains(rcpt, "hourly relay limit of 3 reached"):
-			t.Fatalf("message %d: RCPT refused with %q, want the hourly limit", i, rcpt)
-		}
-	}
+	accepted := sendAlternating(t, hosts, 6, func(rcpt string) bool { return strings.Contains(rcpt, "hourly relay limit of 3 reached") }, "the hourly limit")
 	if accepted != 3 {
 		t.Fatalf("6 messages over two hosts with an hourly limit of 3: %d accepted", accepted)
 	}

@@ -40,6 +40,27 @@ func send(t *testing.T, td *testDaemon) (string, *gomilter.Action) {
 	return "", act
 }
 
+// sendAlternating sends n one-recipient messages, alternating over hosts,
+// and returns how many were accepted. A message accepted at RCPT must be
+// accepted at end of message; one refused at RCPT must be refused as
+// refusal says (want names it in the failure).
+func sendAlternating(t *testing.T, hosts []*testDaemon, n int, refusal func(rcpt string) bool, want string) int {
+	t.Helper()
+	accepted := 0
+	for i := range n {
+		rcpt, act := send(t, hosts[i%len(hosts)])
+		switch {
+		case rcpt == "" && act.Type == gomilter.ActionAccept:
+			accepted++
+		case rcpt == "":
+			t.Fatalf("message %d: accepted at RCPT, then %v", i, act)
+		case !refusal(rcpt):
+			t.Fatalf("message %d: RCPT refused with %q, want %s", i, rcpt, want)
+		}
+	}
+	return accepted
+}
+
 // TestTwoDaemonsShareOneRedisQuota: two daemons with state dirs of their
 // own on one Redis: alice's limit of 5 holds across both, and both report
 // the same usage.
@@ -47,18 +68,7 @@ func TestTwoDaemonsShareOneRedisQuota(t *testing.T) {
 	srv := redistest.Start(t)
 	body := redisBody(srv.Addr, newPrefix(), 5)
 	hosts := []*testDaemon{startDaemon(t, body), startDaemon(t, body)}
-	accepted := 0
-	for i := range 8 {
-		rcpt, act := send(t, hosts[i%2])
-		switch {
-		case rcpt == "" && act.Type == gomilter.ActionAccept:
-			accepted++
-		case rcpt == "":
-			t.Fatalf("message %d: accepted at RCPT, then %v", i, act)
-		case !strings.HasPrefix(rcpt, "450 4.7.1"):
-			t.Fatalf("message %d: RCPT refused with %q, want 450 4.7.1 (over quota)", i, rcpt)
-		}
-	}
+	accepted := sendAlternating(t, hosts, 8, func(rcpt string) bool { return strings.HasPrefix(rcpt, "450 4.7.1") }, "450 4.7.1 (over quota)")
 	if accepted != 5 {
 		t.Fatalf("8 messages over two hosts with limit 5: %d accepted", accepted)
 	}
