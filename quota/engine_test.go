@@ -369,21 +369,22 @@ func TestUnwritableStoreRefusesBeforeTheMessage(t *testing.T) {
 	}
 }
 
-func TestConcurrentReservationsNeverExceedLimit(t *testing.T) {
-	e, st := newEngine(t, map[string]Account{"alice": {DailyLimit: 100}})
-	now := at("2026-11-27 10:00:00")
-	var accepted atomic.Int64
+// reserveCommitConcurrently runs n goroutines that each reserve one relay
+// for login and commit it when granted; it returns how many were granted.
+func reserveCommitConcurrently(t *testing.T, e *Engine, login string, n int, now time.Time) int64 {
+	t.Helper()
+	var granted atomic.Int64
 	var wg sync.WaitGroup
-	for range 1000 {
+	for range n {
 		wg.Go(func() {
 			var txn Txn
-			d, err := e.Reserve(ctx, &txn, "alice", now)
+			d, err := e.Reserve(ctx, &txn, login, now)
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			if d.Allowed() {
-				accepted.Add(1)
+				granted.Add(1)
 				if _, err := e.Commit(ctx, &txn, now); err != nil {
 					t.Error(err)
 				}
@@ -391,8 +392,15 @@ func TestConcurrentReservationsNeverExceedLimit(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if accepted.Load() != 100 || st.usage["alice|2026-11-27"] != 100 {
-		t.Fatalf("accepted %d, committed %d; want exactly 100", accepted.Load(), st.usage["alice|2026-11-27"])
+	return granted.Load()
+}
+
+func TestConcurrentReservationsNeverExceedLimit(t *testing.T) {
+	e, st := newEngine(t, map[string]Account{"alice": {DailyLimit: 100}})
+	now := at("2026-11-27 10:00:00")
+	accepted := reserveCommitConcurrently(t, e, "alice", 1000, now)
+	if accepted != 100 || st.usage["alice|2026-11-27"] != 100 {
+		t.Fatalf("accepted %d, committed %d; want exactly 100", accepted, st.usage["alice|2026-11-27"])
 	}
 }
 

@@ -1,8 +1,6 @@
 package quota
 
 import (
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -117,29 +115,9 @@ func TestHourlyDryRun(t *testing.T) {
 func TestConcurrentHourlyNeverExceeded(t *testing.T) {
 	e := hourlyEngine(t, 5)
 	now := at("2026-11-27 10:00:00")
-	var granted atomic.Int64
-	var wg sync.WaitGroup
-	for range 40 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var txn Txn
-			d, err := e.Reserve(ctx, &txn, "alice", now)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if d.Allowed() {
-				granted.Add(1)
-			}
-			if _, err := e.Commit(ctx, &txn, now); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
-	if c := check(t, e, "alice", now); granted.Load() != 5 || c.Hour.Used != 5 || c.Used != 5 {
-		t.Fatalf("granted %d, hour used %d, day used %d; want 5 each", granted.Load(), c.Hour.Used, c.Used)
+	granted := reserveCommitConcurrently(t, e, "alice", 40, now)
+	if c := check(t, e, "alice", now); granted != 5 || c.Hour.Used != 5 || c.Used != 5 {
+		t.Fatalf("granted %d, hour used %d, day used %d; want 5 each", granted, c.Hour.Used, c.Used)
 	}
 }
 
