@@ -514,19 +514,10 @@ func (s *Sandbox) startDovecot(ctx context.Context) error {
 	cmd.Stdout, cmd.Stderr = out, out
 	// Own process group: Close can reach the auth/log/stats children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return errors.New("closed")
-	}
-	if err := cmd.Start(); err != nil {
-		s.mu.Unlock()
+	done, err := s.startChild(cmd, &s.dovecot, &s.dovecotDone)
+	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	s.dovecot, s.dovecotDone = cmd, done
-	s.mu.Unlock()
-	go func() { cmd.Wait(); close(done) }()
 
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -582,19 +573,10 @@ func (s *Sandbox) startFloor(ctx context.Context) error {
 		"-milter", "unix:"+filepath.Join(dir, "milter.sock"), "-mode", "438") // 0666: Postfix connects
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return errors.New("closed")
-	}
-	if err := cmd.Start(); err != nil {
-		s.mu.Unlock()
+	done, err := s.startChild(cmd, &s.floor, &s.floorDone)
+	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	s.floor, s.floorDone = cmd, done
-	s.mu.Unlock()
-	go func() { cmd.Wait(); close(done) }()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	for _, sock := range []string{"policy.sock", "milter.sock"} {
@@ -861,4 +843,22 @@ func (s *Sandbox) Diagnostics(lines int) string {
 	}
 	fmt.Fprintf(&b, "---- dovecot log (last 10 lines):\n%s\n", TailFile(s.DovecotLogPath(), 10))
 	return b.String()
+}
+
+// startChild starts cmd unless the sandbox is closing, and records it and
+// its done channel (closed once it has exited) in *slot and *doneSlot under
+// s.mu, so Close finds every child it must stop.
+func (s *Sandbox) startChild(cmd *exec.Cmd, slot **exec.Cmd, doneSlot *chan struct{}) (chan struct{}, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("closed")
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	*slot, *doneSlot = cmd, done
+	go func() { cmd.Wait(); close(done) }()
+	return done, nil
 }
