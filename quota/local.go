@@ -26,17 +26,26 @@ import (
 type Local struct {
 	usage Store
 
-	mu    sync.Mutex
-	accts map[string]*localAcct
+	accts [acctShards]acctShard // by a hash of the account name
 
 	done [doneShards]doneSet // by a hash of the transaction id
+}
+
+// acctShards spreads the accounts worked on over locks of their own: every
+// policy check and RCPT takes one, so a single lock is contended between
+// cores.
+const acctShards = 64
+
+type acctShard struct {
+	mu    sync.Mutex
+	accts map[string]*localAcct
 }
 
 // localAcct exists only while someone works on the account or holds a
 // reservation for it, so memory grows with open transactions, not accounts.
 type localAcct struct {
 	mu    sync.Mutex
-	refs  int    // guarded by Local.mu
+	refs  int    // guarded by its acctShard's mu
 	holds []Hold // guarded by mu, as the rest
 	// committing are the holds of commits whose write is under way: still
 	// reserved, but no longer released, expired or committed again.
@@ -54,7 +63,10 @@ var _ Counter = (*Local)(nil)
 // Commit remembers a transaction for keep, or until thousands of others
 // came after it if that is sooner, so a retry is not counted twice.
 func NewLocal(usage Store, keep time.Duration) *Local {
-	l := &Local{usage: usage, accts: make(map[string]*localAcct)}
+	l := &Local{usage: usage}
+	for i := range l.accts {
+		l.accts[i].accts = make(map[string]*localAcct)
+	}
 	for i := range l.done {
 		l.done[i].keep = keep
 	}
@@ -68,6 +80,10 @@ var doneSeed = maphash.MakeSeed()
 
 func (l *Local) doneOf(txn string) *doneSet {
 	return &l.done[maphash.String(doneSeed, txn)%doneShards]
+}
+
+func (l *Local) shardOf(account string) *acctShard {
+	return &l.accts[maphash.String(doneSeed, account)%acctShards]
 }
 
 // Reserve grants h if the account's usage plus its live holds leave room.
@@ -100,14 +116,29 @@ func (l *Local) Reserve(_ context.Context, h Hold, limit int64, now time.Time) (
 
 // Peek returns account's usage and live holds on day.
 func (l *Local) Peek(_ context.Context, account string, day Day, now time.Time) (Count, error) {
-	a := l.lock(account)
+	a := l.lockIfKept(account)
+	if a == nil {
+		// Nobody works on the account and it holds nothing: its usage is
+		// the Store's, and reading it needs no state kept for the account
+		// (most policy checks come here).
+		used, err := l.usage.Usage(account, day)
+		if err != nil {
+			return Count{}, err
+		}
+		return l.peeked(Count{Used: used})
+	}
 	defer l.unlock(account, a)
 	a.purge(now)
 	used, err := l.usedOn(a, account, day)
 	if err != nil {
 		return Count{}, err
 	}
-	c := Count{Used: used, Reserved: a.reserved(day)}
+	return l.peeked(Count{Used: used, Reserved: a.reserved(day)})
+}
+
+// peeked is Peek's answer c, with ErrReadOnly while the Store refuses
+// writes.
+func (l *Local) peeked(c Count) (Count, error) {
 	if err := l.usage.Writable(); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrReadOnly, err)
 	}
@@ -234,35 +265,60 @@ func (l *Local) Release(_ context.Context, holds []Hold) error {
 }
 
 func (l *Local) lock(name string) *localAcct {
-	l.mu.Lock()
-	a := l.accts[name]
+	sh := l.shardOf(name)
+	sh.mu.Lock()
+	a := sh.accts[name]
 	if a == nil {
 		a = &localAcct{}
-		l.accts[name] = a
+		sh.accts[name] = a
 	}
 	a.refs++
-	l.mu.Unlock()
+	sh.mu.Unlock()
+	a.mu.Lock()
+	return a
+}
+
+// lockIfKept is lock for an account whose state is kept (someone works on
+// it or it holds relays), and nil without a lock for one whose is not.
+func (l *Local) lockIfKept(name string) *localAcct {
+	sh := l.shardOf(name)
+	sh.mu.Lock()
+	a := sh.accts[name]
+	if a == nil {
+		sh.mu.Unlock()
+		return nil
+	}
+	a.refs++
+	sh.mu.Unlock()
 	a.mu.Lock()
 	return a
 }
 
 func (l *Local) unlock(name string, a *localAcct) {
 	a.mu.Unlock()
-	l.mu.Lock()
+	sh := l.shardOf(name)
+	sh.mu.Lock()
 	a.refs--
 	// With no refs left nobody holds a.mu, so reading holds is safe (and
 	// no write is under way: a commit keeps its ref through it).
 	if a.refs == 0 && len(a.holds) == 0 {
-		delete(l.accts, name)
+		delete(sh.accts, name)
 	}
-	l.mu.Unlock()
+	sh.mu.Unlock()
 }
 
 // idle reports whether no account state is kept (for tests).
 func (l *Local) idle() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.accts) == 0
+	for i := range l.accts {
+		sh := &l.accts[i]
+		sh.mu.Lock()
+		n := len(sh.accts)
+		sh.mu.Unlock()
+		if n > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *localAcct) purge(now time.Time) {
