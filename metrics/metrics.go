@@ -44,11 +44,11 @@ type Metrics struct {
 	refused  *prometheus.CounterVec
 	wouldRef *prometheus.CounterVec
 	messages *prometheus.CounterVec
-	requests *prometheus.CounterVec
+	requests *stripedVec
 	sessions prometheus.Gauge
 	held     prometheus.Gauge
 
-	storeOps     *prometheus.CounterVec
+	storeOps     *stripedVec
 	storeSeconds *prometheus.HistogramVec
 
 	adminRequests  *prometheus.CounterVec
@@ -63,7 +63,8 @@ type Metrics struct {
 	// Children bound once: the hot path does no label lookup.
 	milterRefused, policyRefused map[string]prometheus.Counter
 	milterWould, policyWould     map[string]prometheus.Counter
-	messageResult, policyAction  map[string]prometheus.Counter
+	messageResult                map[string]prometheus.Counter
+	policyAction                 map[string]*stripedCounter
 }
 
 // BuildInfo is what relaycap_build_info says.
@@ -91,10 +92,7 @@ func New(b BuildInfo) *Metrics {
 			Name: "relaycap_messages_total",
 			Help: "Messages of authenticated logins that reached RCPT, by result (the decision lines).",
 		}, []string{"result"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "relaycap_policy_requests_total",
-			Help: "Policy delegation requests answered, by action.",
-		}, []string{"action"}),
+		requests: newStripedVec("relaycap_policy_requests_total", "Policy delegation requests answered, by action.", "action"),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "relaycap_milter_sessions",
 			Help: "Milter connections open.",
@@ -103,10 +101,7 @@ func New(b BuildInfo) *Metrics {
 			Name: "relaycap_reservations",
 			Help: "Relays reserved by open milter transactions, not yet committed or released.",
 		}),
-		storeOps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "relaycap_store_operations_total",
-			Help: "Store operations, by operation and result.",
-		}, []string{"op", "result"}),
+		storeOps: newStripedVec("relaycap_store_operations_total", "Store operations, by operation and result.", "op", "result"),
 		storeSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "relaycap_store_operation_duration_seconds",
 			Help:    "Latency of store operations.",
@@ -158,7 +153,10 @@ func New(b BuildInfo) *Metrics {
 	m.milterWould = bind(m.wouldRef, limitReasons, "milter")
 	m.policyWould = bind(m.wouldRef, limitReasons, "policy")
 	m.messageResult = bind(m.messages, results)
-	m.policyAction = bind(m.requests, actions)
+	m.policyAction = make(map[string]*stripedCounter, len(actions))
+	for _, a := range actions {
+		m.policyAction[a] = m.requests.With(a)
+	}
 	m.opTable() // every op's series at 0 from the start
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
@@ -287,7 +285,11 @@ type PolicyObserver struct{ m *Metrics }
 // Answered counts a request by its action ("dunno", "defer_if_permit",
 // "reject").
 func (o PolicyObserver) Answered(action string) {
-	counter(o.m.policyAction, o.m.requests, action).Inc()
+	c, ok := o.m.policyAction[action]
+	if !ok {
+		c = o.m.requests.With(action)
+	}
+	c.Inc()
 }
 
 // Refused counts a recipient the policy service refused.
