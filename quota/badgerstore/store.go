@@ -57,6 +57,9 @@ type Store struct {
 	// (Badger would panic or hang on its closed write channel).
 	mu     sync.RWMutex
 	closed bool
+	// shut is closed for the reads answered from memory, which take no
+	// lock: the database is not touched.
+	shut atomic.Bool
 	// acctMu serialises the writes of Accounts: they are rare, and a
 	// single writer never meets a Badger conflict.
 	acctMu    sync.Mutex
@@ -168,6 +171,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
+		s.shut.Store(true)
 		s.mu.Unlock()
 		close(s.stop)
 		s.done.Wait()
@@ -183,15 +187,18 @@ func usageKey(account string, day quota.Day) []byte {
 // Usage returns the relays committed for account on day, from memory
 // when it was read or written lately.
 func (s *Store) Usage(account string, day quota.Day) (int64, error) {
-	if err := s.enter(); err != nil {
-		return 0, err
+	if s.shut.Load() {
+		return 0, ErrClosed
 	}
-	defer s.leave()
 	now := s.now()
 	n, epoch, ok := s.usage.get(account, day, now)
 	if ok {
 		return n, nil
 	}
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.leave()
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
 		n, err = readCount(txn, usageKey(account, day))
@@ -225,7 +232,7 @@ func (s *Store) AddUsage(account string, add []quota.DayCount) ([]int64, error) 
 	if err := s.Writable(); err != nil {
 		return nil, err
 	}
-	s.usage.begin()
+	s.usage.begin(account)
 	return s.addUsage(account, add)
 }
 

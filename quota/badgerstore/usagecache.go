@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -18,10 +19,22 @@ const (
 )
 
 type usageCache struct {
-	ttl     time.Duration // usageCacheTTL, or the records' own life if shorter
+	ttl    time.Duration // usageCacheTTL, or the records' own life if shorter
+	shards [usageShards]usageShard
+}
+
+// usageShards spreads the cache over locks of their own: every policy
+// check and RCPT takes one, and a lock both cores take moves its cache
+// line between them each time.
+const usageShards = 16
+
+var usageSeed = maphash.MakeSeed()
+
+type usageShard struct {
 	mu      sync.Mutex
-	epoch   uint64 // counts writes
+	epoch   uint64 // counts writes to the shard's accounts
 	entries map[usageKeyOf]cachedUsage
+	_       [64]byte // one shard per cache line or more
 }
 
 type usageKeyOf struct {
@@ -34,61 +47,70 @@ type cachedUsage struct {
 	at time.Time
 }
 
+func (c *usageCache) shard(account string) *usageShard {
+	return &c.shards[maphash.String(usageSeed, account)%usageShards]
+}
+
 func (c *usageCache) get(account string, day quota.Day, now time.Time) (n int64, epoch uint64, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[usageKeyOf{account, day}]
+	sh := c.shard(account)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.entries[usageKeyOf{account, day}]
 	if ok && (now.Before(e.at) || now.Sub(e.at) >= c.ttl) {
 		ok = false
 	}
-	return e.n, c.epoch, ok
+	return e.n, sh.epoch, ok
 }
 
-// fill keeps a count read from disk if no write began since epoch.
+// fill keeps a count read from disk if no write to the shard began since
+// epoch.
 func (c *usageCache) fill(account string, day quota.Day, n int64, epoch uint64, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.epoch == epoch {
-		c.put(usageKeyOf{account, day}, cachedUsage{n, now})
+	sh := c.shard(account)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.epoch == epoch {
+		sh.put(usageKeyOf{account, day}, cachedUsage{n, now})
 	}
 }
 
-func (c *usageCache) put(k usageKeyOf, v cachedUsage) {
-	if c.entries == nil {
-		c.entries = make(map[usageKeyOf]cachedUsage)
+func (sh *usageShard) put(k usageKeyOf, v cachedUsage) {
+	if sh.entries == nil {
+		sh.entries = make(map[usageKeyOf]cachedUsage)
 	}
-	if _, ok := c.entries[k]; !ok && len(c.entries) >= usageCacheSize {
-		for old := range c.entries { // an arbitrary victim: map order is random
-			delete(c.entries, old)
+	if _, ok := sh.entries[k]; !ok && len(sh.entries) >= usageCacheSize/usageShards {
+		for old := range sh.entries { // an arbitrary victim: map order is random
+			delete(sh.entries, old)
 			break
 		}
 	}
-	c.entries[k] = v
+	sh.entries[k] = v
 }
 
-// begin marks a write: fills read before it are dropped.
-func (c *usageCache) begin() {
-	c.mu.Lock()
-	c.epoch++
-	c.mu.Unlock()
+// begin marks a write of account's usage: fills of its shard read before
+// it are dropped.
+func (c *usageCache) begin(account string) {
+	sh := c.shard(account)
+	sh.mu.Lock()
+	sh.epoch++
+	sh.mu.Unlock()
 }
 
 // remember takes the durable totals of written commits, or forgets what
 // failed ones touched.
 func (s *Store) remember(batch []*commit, err error) {
 	now := s.now()
-	c := &s.usage
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.epoch++
 	for _, cm := range batch {
+		sh := s.usage.shard(cm.account)
+		sh.mu.Lock()
+		sh.epoch++
 		for i, dc := range cm.add {
 			k := usageKeyOf{cm.account, dc.Day}
 			if err != nil {
-				delete(c.entries, k)
+				delete(sh.entries, k)
 				continue
 			}
-			c.put(k, cachedUsage{cm.totals[i], now})
+			sh.put(k, cachedUsage{cm.totals[i], now})
 		}
+		sh.mu.Unlock()
 	}
 }
