@@ -2,6 +2,7 @@ package quota
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 )
 
@@ -18,14 +19,23 @@ import (
 // directly stays unseen until the entry is evicted.
 type AccountCache struct {
 	Accounts
-	max int
+	max    int // per shard
+	shards [accountShards]accountShard
+}
 
-	mu sync.RWMutex
-	// epoch counts writes. A lookup that missed fills its entry only if no
-	// write began since it read the store, so a record read just before a
-	// change cannot outlive the change.
+// accountShards spreads the cache over locks of their own: every policy
+// check and RCPT takes one, and a lock both cores take moves its cache
+// line between them each time.
+const accountShards = 16
+
+type accountShard struct {
+	mu sync.Mutex
+	// epoch counts writes to the shard's accounts. A lookup that missed
+	// fills its entry only if no write began since it read the store, so a
+	// record read just before a change cannot outlive the change.
 	epoch   uint64
 	entries map[string]cachedAccount
+	_       [64]byte // one shard per cache line or more
 }
 
 type cachedAccount struct {
@@ -33,18 +43,28 @@ type cachedAccount struct {
 	found bool
 }
 
-// NewAccountCache caches up to max lookups (found or not) of accounts.
-func NewAccountCache(accounts Accounts, max int) *AccountCache {
-	return &AccountCache{Accounts: accounts, max: max, entries: make(map[string]cachedAccount)}
+// NewAccountCache caches up to size lookups (found or not) of accounts, at
+// least one per shard.
+func NewAccountCache(accounts Accounts, size int) *AccountCache {
+	c := &AccountCache{Accounts: accounts, max: max(1, size/accountShards)}
+	for i := range c.shards {
+		c.shards[i].entries = make(map[string]cachedAccount)
+	}
+	return c
+}
+
+func (c *AccountCache) shard(name string) *accountShard {
+	return &c.shards[maphash.String(doneSeed, name)%accountShards]
 }
 
 // Account returns name's record from memory, or from the store and keeps
 // it. A record shares its TopUps with the cache: callers must not change it.
 func (c *AccountCache) Account(ctx context.Context, name string) (AccountRecord, bool, error) {
-	c.mu.RLock()
-	e, hit := c.entries[name]
-	epoch := c.epoch
-	c.mu.RUnlock()
+	sh := c.shard(name)
+	sh.mu.Lock()
+	e, hit := sh.entries[name]
+	epoch := sh.epoch
+	sh.mu.Unlock()
 	if hit {
 		return e.rec, e.found, nil
 	}
@@ -52,17 +72,17 @@ func (c *AccountCache) Account(ctx context.Context, name string) (AccountRecord,
 	if err != nil {
 		return rec, found, err
 	}
-	c.mu.Lock()
-	if c.epoch == epoch {
-		if len(c.entries) >= c.max {
-			for k := range c.entries { // an arbitrary victim: map order is random
-				delete(c.entries, k)
+	sh.mu.Lock()
+	if sh.epoch == epoch {
+		if len(sh.entries) >= c.max {
+			for k := range sh.entries { // an arbitrary victim: map order is random
+				delete(sh.entries, k)
 				break
 			}
 		}
-		c.entries[name] = cachedAccount{rec, found}
+		sh.entries[name] = cachedAccount{rec, found}
 	}
-	c.mu.Unlock()
+	sh.mu.Unlock()
 	return rec, found, nil
 }
 
@@ -92,15 +112,21 @@ func (c *AccountCache) Purchase(ctx context.Context, p Purchase) (Purchase, bool
 // failed), so that a lookup that read the store during the write cannot
 // keep the record from before it.
 func (c *AccountCache) forget(name string) {
-	c.mu.Lock()
-	c.epoch++
-	delete(c.entries, name)
-	c.mu.Unlock()
+	sh := c.shard(name)
+	sh.mu.Lock()
+	sh.epoch++
+	delete(sh.entries, name)
+	sh.mu.Unlock()
 }
 
 // Len is the number of lookups held.
 func (c *AccountCache) Len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.entries)
+	n := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		n += len(sh.entries)
+		sh.mu.Unlock()
+	}
+	return n
 }
