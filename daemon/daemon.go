@@ -96,6 +96,9 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	// The policy service reads the real clock once per request anyway and
+	// decides with that reading unless a test's clock is given.
+	policyNow := o.Now
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -155,7 +158,7 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 		Events: events, Observer: d.metrics.Milter(),
 	})
 	d.policy = policy.NewServer(d.engine, policySettings(cfg), policy.Options{
-		Logger: o.Logger, Now: o.Now, ReadTimeout: cfg.Policy.ReadTimeout, Events: events,
+		Logger: o.Logger, Now: policyNow, ReadTimeout: cfg.Policy.ReadTimeout, Events: events,
 		Observer: d.metrics.Policy(),
 	})
 	if d.milterLn, err = sockets.Listen(cfg.Milter.Listen, cfg.Socket.Mode, cfg.Socket.Group); err != nil {

@@ -28,7 +28,7 @@ type Settings struct {
 // Options configure a Server.
 type Options struct {
 	Logger *slog.Logger
-	Now    func() time.Time
+	Now    func() time.Time // nil: time.Now
 	// ReadTimeout ends a connection idle this long; zero means never, as
 	// in net/http. Postfix keeps policy connections open for reuse
 	// (smtpd_policy_service_max_idle, 300 s) and reconnects when we close
@@ -65,7 +65,7 @@ type Server struct {
 	engine   *quota.Engine
 	log      *slog.Logger
 	obs      Observer
-	now      func() time.Time
+	now      func() time.Time // nil: the clock serveConn reads anyway
 	timeout  time.Duration
 	settings atomic.Pointer[Settings]
 	events   quota.Events // nil: none
@@ -86,9 +86,6 @@ var ErrServerClosed = errors.New("policy: server closed")
 func NewServer(engine *quota.Engine, set Settings, o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
-	}
-	if o.Now == nil {
-		o.Now = time.Now
 	}
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
@@ -197,14 +194,17 @@ func (s *Server) serveConn(conn net.Conn) {
 	// thousands of requests a second under load, so each deadline moves
 	// only once an eighth of its timeout has passed since it last did:
 	// an idle wait still gets at least 7/8 of policy.read_timeout, a
-	// reply 7/8 of replyTimeout.
+	// reply 7/8 of replyTimeout. The clock is read once per request, after
+	// its read (a clock read costs more than the rest of this loop): the
+	// next read's deadline is judged by that reading, microseconds old.
 	var readArmed, writeArmed time.Time
+	now := time.Now()
 	for {
 		// The deadline first, then the check: Shutdown sets closing before
 		// its "stop reading now" deadline, so either this sees closing or
 		// Shutdown's deadline comes after this one and wins. A connection
 		// that was answering when Shutdown came ends after its reply.
-		if now := time.Now(); s.timeout > 0 && now.Sub(readArmed) >= s.timeout/8 {
+		if s.timeout > 0 && now.Sub(readArmed) >= s.timeout/8 {
 			conn.SetReadDeadline(now.Add(s.timeout))
 			readArmed = now
 		}
@@ -222,11 +222,16 @@ func (s *Server) serveConn(conn net.Conn) {
 			}
 			return
 		}
-		if now := time.Now(); now.Sub(writeArmed) >= replyTimeout/8 {
+		now = time.Now()
+		if now.Sub(writeArmed) >= replyTimeout/8 {
 			conn.SetWriteDeadline(now.Add(replyTimeout))
 			writeArmed = now
 		}
-		if _, err := conn.Write(s.decide(req)); err != nil {
+		at := now
+		if s.now != nil {
+			at = s.now()
+		}
+		if _, err := conn.Write(s.decide(req, at)); err != nil {
 			s.log.Warn("policy reply failed", "err", err)
 			return
 		}
@@ -239,14 +244,14 @@ const replyTimeout = 30 * time.Second
 // dunno is the reply that leaves the decision to Postfix's other rules.
 var dunno = []byte("action=DUNNO\n\n")
 
-// decide answers one request with an access(5) action, as the reply block.
-func (s *Server) decide(req Request) []byte {
+// decide answers one request at now with an access(5) action, as the
+// reply block.
+func (s *Server) decide(req Request, now time.Time) []byte {
 	login := req.SASLUsername
 	if !strings.EqualFold(req.ProtocolState, "RCPT") || login == "" {
 		s.obs.Answered("dunno")
 		return dunno
 	}
-	now := s.now()
 	d, err := s.engine.Check(context.Background(), login, now)
 	if err != nil {
 		s.log.Error("policy check failed", "account", login, "err", err)
