@@ -113,3 +113,28 @@ func benchMilterTransaction(b *testing.B, extra string) {
 		})
 	}
 }
+
+// BenchmarkEngineCheck is the policy service's decision without the
+// socket: the engine as the daemon wires it (Badger, its caches, the
+// metrics wrappers) answering RCPT checks for 1000 default_daily_limit
+// logins from parallel callers. It is the part of a policy request that
+// the floor (make bench-floor) does not have.
+func BenchmarkEngineCheck(b *testing.B) {
+	td := startDaemon(b, "quota: {default_daily_limit: 1000000000}\n")
+	logins := make([]string, 1000)
+	for i := range logins {
+		logins[i] = fmt.Sprintf("dflt%07d@example.com", i)
+	}
+	now := td.clock.now()
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for i := next.Add(7919); pb.Next(); i++ {
+			d, err := td.Engine().Check(b.Context(), logins[i%int64(len(logins))], now)
+			if err != nil || !d.Allowed() {
+				b.Errorf("check: %v, %+v", err, d)
+				return
+			}
+		}
+	})
+}
