@@ -104,17 +104,25 @@ func startFloor(bin, dir string) (*proc, error) {
 	return p, nil
 }
 
+// badgerStore is the store section of a run on Badger.
+const badgerStore = "{sync_writes: true}"
+
 // relaycapConfig is the daemon's config for a run: production defaults
-// (store.sync_writes true, log level info) on sockets in dir.
-func relaycapConfig(dir string, defaultLimit int64) string {
+// (store.sync_writes true, log level info) on sockets in dir, with store
+// (a YAML flow mapping) as its store section.
+func relaycapConfig(dir string, defaultLimit int64, store string) string {
 	return fmt.Sprintf(`state_dir: %[1]s/state
 milter: {listen: "unix:%[1]s/milter.sock"}
 policy: {listen: "unix:%[1]s/policy.sock"}
 id_header: {keys_file: %[1]s/id.keys}
 quota: {default_daily_limit: %[2]d}
-store: {sync_writes: true}
+store: %[3]s
 log: {level: info}
-`, dir, defaultLimit)
+`, dir, defaultLimit, store)
+}
+
+func writeConfig(dir, cfg string) error {
+	return os.WriteFile(filepath.Join(dir, "relaycap.yaml"), []byte(cfg), 0o640)
 }
 
 // startRelaycap starts `BIN serve` (or profserve with a CPU profile) on the
