@@ -25,7 +25,7 @@ type redisServer struct {
 func startRedis(dir string) (*redisServer, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return nil, fmt.Errorf("the policy-redis scenario needs redis-server (apt-get install redis-server): %w", err)
+		return nil, fmt.Errorf("the policy-redis scenario needs redis-server (make redis-deps): %w", err)
 	}
 	r := &redisServer{proc: &proc{name: "redis-server", log: filepath.Join(dir, "redis.log")}, sock: filepath.Join(dir, "redis.sock")}
 	args := []string{"--port", "0", "--unixsocket", r.sock, "--unixsocketperm", "700",
