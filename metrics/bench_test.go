@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"testing"
+	"time"
 
 	"github.com/relaycap/relaycap/quota"
 )
@@ -9,16 +10,17 @@ import (
 // nopStore answers at once: what is left is the wrapper's own cost.
 type nopStore struct{}
 
-func (nopStore) Usage(string, quota.Day) (int64, error) { return 1, nil }
+func (nopStore) Usage(string, quota.Day, time.Time) (int64, error) { return 1, nil }
 func (nopStore) AddUsage(_ string, add []quota.DayCount) ([]int64, error) {
 	return make([]int64, len(add)), nil
 }
-func (nopStore) Writable() error { return nil }
+func (nopStore) Writable(time.Time) error { return nil }
 
 // BenchmarkStoreCalls is what one allowed recipient and its commit ask of
 // the store (Usage, Writable, AddUsage), without and with the wrapper.
 func BenchmarkStoreCalls(b *testing.B) {
 	add := []quota.DayCount{{Day: "2026-11-27", N: 1}}
+	now := time.Now()
 	for _, c := range []struct {
 		name  string
 		store quota.Store
@@ -26,8 +28,8 @@ func BenchmarkStoreCalls(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				c.store.Usage("alice", "2026-11-27")
-				c.store.Writable()
+				c.store.Usage("alice", "2026-11-27", now)
+				c.store.Writable(now)
 				c.store.AddUsage("alice", add)
 			}
 		})

@@ -59,8 +59,8 @@ func (m *Metrics) WrapStore(s quota.Store) *Store { return &Store{next: s, ops: 
 // Usage implements quota.Store. It is counted but not timed, as Writable
 // is: it runs for every policy check and RCPT, most often answered from
 // the store's memory, and two clock reads would cost more than the call.
-func (s *Store) Usage(account string, day quota.Day) (int64, error) {
-	n, err := s.next.Usage(account, day)
+func (s *Store) Usage(account string, day quota.Day, now time.Time) (int64, error) {
+	n, err := s.next.Usage(account, day, now)
 	s.ops.count("usage", err)
 	return n, err
 }
@@ -76,8 +76,8 @@ func (s *Store) AddUsage(account string, add []quota.DayCount) ([]int64, error) 
 // Writable implements quota.Store. It is counted but not timed: it runs
 // for every allowed recipient, answers from a cached free-space check,
 // and this machine's clock reads would cost more than the call.
-func (s *Store) Writable() error {
-	err := s.next.Writable()
+func (s *Store) Writable(now time.Time) error {
+	err := s.next.Writable(now)
 	s.ops.count("writable", err)
 	return err
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/relaycap/relaycap/quota"
 )
@@ -13,20 +14,20 @@ type failing struct{ quota.Store }
 
 var errDown = errors.New("down")
 
-func (failing) Usage(string, quota.Day) (int64, error)             { return 0, errDown }
+func (failing) Usage(string, quota.Day, time.Time) (int64, error)  { return 0, errDown }
 func (failing) AddUsage(string, []quota.DayCount) ([]int64, error) { return nil, errDown }
-func (failing) Writable() error                                    { return errDown }
+func (failing) Writable(time.Time) error                           { return errDown }
 
 func TestStoreCountsResults(t *testing.T) {
 	m := New(BuildInfo{Version: "test"})
 	s := m.WrapStore(failing{})
-	if _, err := s.Usage("a", "2026-11-27"); !errors.Is(err, errDown) {
+	if _, err := s.Usage("a", "2026-11-27", time.Now()); !errors.Is(err, errDown) {
 		t.Fatalf("Usage: %v, want the store's error", err)
 	}
 	if _, err := s.AddUsage("a", []quota.DayCount{{Day: "2026-11-27", N: 1}}); !errors.Is(err, errDown) {
 		t.Fatalf("AddUsage: %v", err)
 	}
-	if err := s.Writable(); !errors.Is(err, errDown) {
+	if err := s.Writable(time.Now()); !errors.Is(err, errDown) {
 		t.Fatalf("Writable: %v", err)
 	}
 	fams, err := m.Registry().Gather()

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
@@ -21,11 +22,11 @@ type failingStore struct {
 
 var errDiskFull = errors.New("no space left on device")
 
-func (f *failingStore) Usage(a string, d quota.Day) (int64, error) {
+func (f *failingStore) Usage(a string, d quota.Day, now time.Time) (int64, error) {
 	if f.failReads.Load() {
 		return 0, errDiskFull
 	}
-	return f.Store.Usage(a, d)
+	return f.Store.Usage(a, d, now)
 }
 
 func (f *failingStore) AddUsage(a string, add []quota.DayCount) ([]int64, error) {

@@ -86,10 +86,10 @@ type blockingStore struct {
 	release chan struct{}
 }
 
-func (b *blockingStore) Usage(a string, d quota.Day) (int64, error) {
+func (b *blockingStore) Usage(a string, d quota.Day, now time.Time) (int64, error) {
 	b.entered <- struct{}{}
 	<-b.release
-	return b.Store.Usage(a, d)
+	return b.Store.Usage(a, d, now)
 }
 
 // TestShutdownEndsAConnectionAfterItsReply: a request being answered when
@@ -135,11 +135,11 @@ type stores interface {
 // service would.
 type panickyStore struct{ *badgerstore.Store }
 
-func (p panickyStore) Usage(account string, day quota.Day) (int64, error) {
+func (p panickyStore) Usage(account string, day quota.Day, now time.Time) (int64, error) {
 	if account == "bomb" {
 		panic("usage exploded")
 	}
-	return p.Store.Usage(account, day)
+	return p.Store.Usage(account, day, now)
 }
 
 // TestPanicEndsOnlyThatConnection: a panic while answering closes that

@@ -26,13 +26,13 @@ func newMemStore() *memStore {
 	return &memStore{usage: map[string]int64{}, accounts: map[string]AccountRecord{}}
 }
 
-func (m *memStore) Usage(a string, d Day) (int64, error) {
+func (m *memStore) Usage(a string, d Day, _ time.Time) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.usage[a+"|"+string(d)], m.fail
 }
 
-func (m *memStore) Writable() error {
+func (m *memStore) Writable(time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.readOnly != nil {

@@ -94,7 +94,7 @@ func (l *Local) Reserve(_ context.Context, h Hold, limit int64, now time.Time) (
 	a := l.lock(h.Account)
 	defer l.unlock(h.Account, a)
 	a.purge(now)
-	used, err := l.usedOn(a, h.Account, h.Day)
+	used, err := l.usedOn(a, h.Account, h.Day, now)
 	if err != nil {
 		return Count{}, false, err
 	}
@@ -106,7 +106,7 @@ func (l *Local) Reserve(_ context.Context, h Hold, limit int64, now time.Time) (
 		return c, false, nil
 	}
 	// Only a hold that is granted needs a write at commit.
-	if err := l.usage.Writable(); err != nil {
+	if err := l.usage.Writable(now); err != nil {
 		return c, false, err
 	}
 	a.holds = append(a.holds, h)
@@ -121,25 +121,25 @@ func (l *Local) Peek(_ context.Context, account string, day Day, now time.Time) 
 		// Nobody works on the account and it holds nothing: its usage is
 		// the Store's, and reading it needs no state kept for the account
 		// (most policy checks come here).
-		used, err := l.usage.Usage(account, day)
+		used, err := l.usage.Usage(account, day, now)
 		if err != nil {
 			return Count{}, err
 		}
-		return l.peeked(Count{Used: used})
+		return l.peeked(Count{Used: used}, now)
 	}
 	defer l.unlock(account, a)
 	a.purge(now)
-	used, err := l.usedOn(a, account, day)
+	used, err := l.usedOn(a, account, day, now)
 	if err != nil {
 		return Count{}, err
 	}
-	return l.peeked(Count{Used: used, Reserved: a.reserved(day)})
+	return l.peeked(Count{Used: used, Reserved: a.reserved(day)}, now)
 }
 
 // peeked is Peek's answer c, with ErrReadOnly while the Store refuses
 // writes.
-func (l *Local) peeked(c Count) (Count, error) {
-	if err := l.usage.Writable(); err != nil {
+func (l *Local) peeked(c Count, now time.Time) (Count, error) {
+	if err := l.usage.Writable(now); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrReadOnly, err)
 	}
 	return c, nil
@@ -172,7 +172,7 @@ func (l *Local) Commit(_ context.Context, txn string, holds []Hold, limit int64,
 	}
 	add := byDay(holds)
 	for _, dc := range add {
-		used, err := l.usedOn(a, account, dc.Day) // read now, so no write is under way when it is
+		used, err := l.usedOn(a, account, dc.Day, now) // read now, so no write is under way when it is
 		if err != nil {
 			return nil, err
 		}
@@ -206,7 +206,7 @@ func (l *Local) Commit(_ context.Context, txn string, holds []Hold, limit int64,
 // usedOn returns account's usage on day as Local counts it, reading the
 // Store the first time and whenever a failed write left it unsure; the
 // caller holds a.
-func (l *Local) usedOn(a *localAcct, account string, day Day) (int64, error) {
+func (l *Local) usedOn(a *localAcct, account string, day Day, now time.Time) (int64, error) {
 	if a.stale {
 		if len(a.txns) > 0 {
 			return 0, errors.New("quota: usage unsure after a failed write; retry")
@@ -218,7 +218,7 @@ func (l *Local) usedOn(a *localAcct, account string, day Day) (int64, error) {
 			return dc.N, nil
 		}
 	}
-	n, err := l.usage.Usage(account, day)
+	n, err := l.usage.Usage(account, day, now)
 	if err != nil {
 		return 0, err
 	}

@@ -23,7 +23,7 @@ func newGatedStore() *gatedStore {
 	return &gatedStore{usage: map[Day]int64{}, entered: make(chan struct{}, 8), gate: make(chan error)}
 }
 
-func (g *gatedStore) Usage(_ string, d Day) (int64, error) {
+func (g *gatedStore) Usage(_ string, d Day, _ time.Time) (int64, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.usage[d], nil
@@ -44,7 +44,7 @@ func (g *gatedStore) AddUsage(_ string, add []DayCount) ([]int64, error) {
 	return totals, nil
 }
 
-func (g *gatedStore) Writable() error { return nil }
+func (g *gatedStore) Writable(time.Time) error { return nil }
 
 func hold(id string, now time.Time) Hold {
 	return Hold{ID: id, Account: "alice", Day: "2026-12-01", N: 1, Expires: now.Add(time.Hour)}

@@ -72,16 +72,18 @@ type Counter interface {
 // several goroutines at once (its commits do not wait for each other's
 // writes): the increments must add up.
 type Store interface {
-	// Usage returns the relays committed for account on day.
-	Usage(account string, day Day) (int64, error)
+	// Usage returns the relays committed for account on day, as of now
+	// (a store that keeps answers in memory judges their age by it).
+	Usage(account string, day Day, now time.Time) (int64, error)
 	// AddUsage adds each count to account's usage on its day, all or
 	// nothing, and returns the new totals in the same order. It returns
 	// only once the increments are durable.
 	AddUsage(account string, add []DayCount) ([]int64, error)
 	// Writable reports an error when AddUsage would fail now for a reason
 	// that lasts, such as a nearly full disk, so that a recipient is
-	// refused before the client sends its message, not after.
-	Writable() error
+	// refused before the client sends its message, not after. A store
+	// may answer from a check younger than now allows.
+	Writable(now time.Time) error
 }
 
 // A RecordCounter is a Counter that keeps the store-managed accounts too

@@ -149,7 +149,7 @@ func (s *Store) update(ctx context.Context, fn func(*badger.Txn) error) error {
 		return err
 	}
 	defer s.leave()
-	if err := s.Writable(); err != nil {
+	if err := s.Writable(s.now()); err != nil {
 		return err
 	}
 	s.acctMu.Lock()

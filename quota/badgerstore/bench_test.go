@@ -43,7 +43,7 @@ func BenchmarkWritable(b *testing.B) {
 	defer s.Close()
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := s.Writable(); err != nil {
+		if err := s.Writable(s.now()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -61,10 +61,10 @@ func TestConcurrentCommitsAddUp(t *testing.T) {
 	defer s.Close()
 	for a := range accounts {
 		name := fmt.Sprintf("acct%02d", a)
-		if n, err := s.Usage(name, "2026-11-27"); err != nil || n != commits {
+		if n, err := s.Usage(name, "2026-11-27", s.now()); err != nil || n != commits {
 			t.Errorf("%s: %d, %v; want %d", name, n, err, commits)
 		}
-		if n, err := s.Usage(name, "2026-11-28"); err != nil || n != 2*commits/5 {
+		if n, err := s.Usage(name, "2026-11-28", s.now()); err != nil || n != 2*commits/5 {
 			t.Errorf("%s next day: %d, %v; want %d", name, n, err, 2*commits/5)
 		}
 	}
@@ -95,7 +95,7 @@ func TestGroupFailureStaysWithItsAccount(t *testing.T) {
 		if c.err != nil || len(c.totals) != 1 || c.totals[0] != want {
 			t.Errorf("%s: %v, %v; want [%d]", c.account, c.totals, c.err, want)
 		}
-		if n, err := s.Usage(c.account, "2026-11-27"); err != nil || n != want {
+		if n, err := s.Usage(c.account, "2026-11-27", s.now()); err != nil || n != want {
 			t.Errorf("%s on disk: %d, %v; want %d", c.account, n, err, want)
 		}
 	}
@@ -112,7 +112,7 @@ func TestUsageCacheKeepsNoReadFromBeforeAWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.usage.fill("alice", "2026-11-27", 0, epoch, now) // …and its read comes back late
-	if n, err := s.Usage("alice", "2026-11-27"); err != nil || n != 4 {
+	if n, err := s.Usage("alice", "2026-11-27", s.now()); err != nil || n != 4 {
 		t.Fatalf("usage after the commit: %d, %v; want 4", n, err)
 	}
 }
@@ -153,7 +153,7 @@ func TestKillNineLosesNoGroupedCommit(t *testing.T) {
 	s := open(t, dir)
 	defer s.Close()
 	for name, want := range acked {
-		if n, err := s.Usage(name, "2026-11-27"); err != nil || n < want {
+		if n, err := s.Usage(name, "2026-11-27", s.now()); err != nil || n < want {
 			t.Errorf("%s after kill -9: usage %d (%v), acknowledged %d", name, n, err, want)
 		}
 	}

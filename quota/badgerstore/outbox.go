@@ -62,7 +62,7 @@ func (o Outbox) update(fn func(*badger.Txn) (bool, error)) (bool, error) {
 		return false, err
 	}
 	defer o.s.leave()
-	if err := o.s.Writable(); err != nil {
+	if err := o.s.Writable(o.s.now()); err != nil {
 		return false, err
 	}
 	var res bool

@@ -65,8 +65,7 @@ func AvailableBytes(dir string) (uint64, error) {
 // spaceTTL and was above the threshold. A low or failed reading is never
 // reused: while the disk is low every call looks again, so writes resume
 // as soon as space is back. Concurrent callers may both refresh.
-func (s *Store) freeBytes() (uint64, error) {
-	now := s.now()
+func (s *Store) freeBytes(now time.Time) (uint64, error) {
 	if r := s.space.Load(); r != nil && r.err == nil && r.free >= s.minFree &&
 		!now.Before(r.at) && now.Sub(r.at) < spaceTTL {
 		return r.free, nil

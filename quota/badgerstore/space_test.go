@@ -49,7 +49,7 @@ func TestLowDiskRefusesWritesAndCountsNothing(t *testing.T) {
 	}
 
 	s.minFree = freeBytes(t, dir) + tib
-	if err := s.Writable(); !errors.Is(err, ErrLowSpace) {
+	if err := s.Writable(s.now()); !errors.Is(err, ErrLowSpace) {
 		t.Errorf("Writable: %v, want ErrLowSpace", err)
 	}
 	if _, err := s.AddUsage("alice", add); !errors.Is(err, ErrLowSpace) {
@@ -66,12 +66,12 @@ func TestLowDiskRefusesWritesAndCountsNothing(t *testing.T) {
 	if err := s.DeleteAccount(ctx, "bob", quota.Deletion("test", "", time.Time{}, "")); !errors.Is(err, ErrLowSpace) {
 		t.Errorf("DeleteAccount: %v, want ErrLowSpace", err)
 	}
-	if n, err := s.Usage("alice", "2026-11-27"); err != nil || n != 2 {
+	if n, err := s.Usage("alice", "2026-11-27", s.now()); err != nil || n != 2 {
 		t.Errorf("usage read while low on space: %d, %v; want 2", n, err)
 	}
 
 	s.minFree = freeBytes(t, dir) - min(freeBytes(t, dir), tib)
-	if err := s.Writable(); err != nil {
+	if err := s.Writable(s.now()); err != nil {
 		t.Errorf("Writable with space back: %v", err)
 	}
 	if n, err := s.AddUsage("alice", add); err != nil || n[0] != 4 {
@@ -95,7 +95,7 @@ func TestFreeSpaceIsReadOncePerSecond(t *testing.T) {
 	s.statfs = func(string) (uint64, error) { calls++; return free, nil }
 	writable := func(when string, wantLow bool, wantCalls int) {
 		t.Helper()
-		if err := s.Writable(); errors.Is(err, ErrLowSpace) != wantLow || (err != nil && !wantLow) || calls != wantCalls {
+		if err := s.Writable(s.now()); errors.Is(err, ErrLowSpace) != wantLow || (err != nil && !wantLow) || calls != wantCalls {
 			t.Fatalf("%s: %v after %d statfs calls, want low=%v after %d", when, err, calls, wantLow, wantCalls)
 		}
 	}

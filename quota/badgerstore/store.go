@@ -186,11 +186,10 @@ func usageKey(account string, day quota.Day) []byte {
 
 // Usage returns the relays committed for account on day, from memory
 // when it was read or written lately.
-func (s *Store) Usage(account string, day quota.Day) (int64, error) {
+func (s *Store) Usage(account string, day quota.Day, now time.Time) (int64, error) {
 	if s.shut.Load() {
 		return 0, ErrClosed
 	}
-	now := s.now()
 	n, epoch, ok := s.usage.get(account, day, now)
 	if ok {
 		return n, nil
@@ -212,12 +211,12 @@ func (s *Store) Usage(account string, day quota.Day) (int64, error) {
 }
 
 // Writable fails with ErrLowSpace while the filesystem is below
-// MinFreeBytes, as statfs said it at most spaceTTL ago.
-func (s *Store) Writable() error {
+// MinFreeBytes, as statfs said it at most spaceTTL before now.
+func (s *Store) Writable(now time.Time) error {
 	if s.minFree == 0 {
 		return nil
 	}
-	free, err := s.freeBytes()
+	free, err := s.freeBytes(now)
 	return spaceVerdict(s.dir, free, err, s.minFree)
 }
 
@@ -229,7 +228,7 @@ func (s *Store) AddUsage(account string, add []quota.DayCount) ([]int64, error) 
 		return nil, err
 	}
 	defer s.leave()
-	if err := s.Writable(); err != nil {
+	if err := s.Writable(s.now()); err != nil {
 		return nil, err
 	}
 	s.usage.begin(account)
@@ -272,7 +271,7 @@ func (s *Store) collectGarbage(every time.Duration) {
 			return
 		case <-t.C:
 			// The GC rewrites live values before it frees a file.
-			for s.Writable() == nil && s.db.RunValueLogGC(0.5) == nil {
+			for s.Writable(s.now()) == nil && s.db.RunValueLogGC(0.5) == nil {
 			}
 		}
 	}

@@ -45,11 +45,11 @@ func TestUsageSurvivesReopen(t *testing.T) {
 	s = open(t, dir)
 	defer s.Close()
 	for day, want := range map[quota.Day]int64{"2026-11-27": 5, "2026-11-28": 1, "2026-11-29": 0} {
-		if n, err := s.Usage("alice", day); err != nil || n != want {
+		if n, err := s.Usage("alice", day, s.now()); err != nil || n != want {
 			t.Errorf("%s: %d, %v; want %d", day, n, err, want)
 		}
 	}
-	if n, err := s.Usage("alice2", "2026-11-27"); err != nil || n != 0 {
+	if n, err := s.Usage("alice2", "2026-11-27", s.now()); err != nil || n != 0 {
 		t.Errorf("a longer name sharing the prefix sees %d, %v", n, err)
 	}
 }
@@ -93,7 +93,7 @@ func TestEngineOnBadgerNeverExceedsLimit(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n, err := s.Usage("alice", quota.DayOf(now, loc)); err != nil || n != 100 {
+	if n, err := s.Usage("alice", quota.DayOf(now, loc), s.now()); err != nil || n != 100 {
 		t.Fatalf("750 attempts against limit 100 committed %d, %v", n, err)
 	}
 }
@@ -133,7 +133,7 @@ func TestKillNineLosesNoCommittedRelay(t *testing.T) {
 	}
 	s := open(t, dir)
 	defer s.Close()
-	n, err := s.Usage("alice", "2026-11-27")
+	n, err := s.Usage("alice", "2026-11-27", s.now())
 	if err != nil || n < acked {
 		t.Fatalf("after kill -9: usage %d (%v), acknowledged %d", n, err, acked)
 	}
@@ -200,14 +200,14 @@ func TestCloseWaitsForCommitsInFlight(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := s.Usage("user0", "2026-11-27"); !errors.Is(err, ErrClosed) {
+	if _, err := s.Usage("user0", "2026-11-27", s.now()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Usage after Close: %v, want ErrClosed", err)
 	}
 	s = open(t, dir)
 	defer s.Close()
 	var n int64
 	for i := range writers {
-		u, err := s.Usage(fmt.Sprint("user", i), "2026-11-27")
+		u, err := s.Usage(fmt.Sprint("user", i), "2026-11-27", s.now())
 		if err != nil {
 			t.Fatal(err)
 		}

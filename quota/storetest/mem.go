@@ -32,8 +32,9 @@ func NewMemUsage(keep time.Duration) *MemUsage {
 	return &MemUsage{keep: keep, usage: make(map[memKey]memEntry)}
 }
 
-// Usage returns the relays committed for account on day.
-func (m *MemUsage) Usage(account string, day quota.Day) (int64, error) {
+// Usage returns the relays committed for account on day. Its records
+// expire by the wall clock, as Badger's do, whatever now says.
+func (m *MemUsage) Usage(account string, day quota.Day, _ time.Time) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.usage[memKey{account, day}]
@@ -64,4 +65,4 @@ func (m *MemUsage) AddUsage(account string, add []quota.DayCount) ([]int64, erro
 }
 
 // Writable always succeeds: memory does not fill up like a disk.
-func (m *MemUsage) Writable() error { return nil }
+func (m *MemUsage) Writable(time.Time) error { return nil }
