@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -33,16 +34,23 @@ func (l checkedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &checkedConn{Conn: c, log: l.log}, nil
+	return &checkedConn{Conn: c, in: bufio.NewReaderSize(c, 4096), log: l.log}, nil
 }
 
 // checkedConn reads one whole packet at a time from the MTA, checks it and
 // only then lets go-milter read it. A bad packet ends the connection with
 // a read error; go-milter then calls Cleanup, which releases what the
 // session held, and Postfix applies milter_default_action (tempfail).
+//
+// It reads through a buffer: the MTA sends a command's macros and the
+// command back to back, and a packet's length and its data arrive
+// together, so one read system call mostly serves several packets where
+// reading each length and each packet on its own took two or more.
 type checkedConn struct {
 	net.Conn
+	in      *bufio.Reader
 	log     *slog.Logger
+	buf     []byte // the last packet, reused for the next
 	pending []byte // checked bytes go-milter has not read yet
 	err     error
 }
@@ -65,16 +73,21 @@ func (c *checkedConn) Read(p []byte) (int, error) {
 // byte and its data.
 func (c *checkedConn) next() error {
 	var head [4]byte
-	if _, err := io.ReadFull(c.Conn, head[:]); err != nil {
+	if _, err := io.ReadFull(c.in, head[:]); err != nil {
 		return err // EOF or a deadline: go-milter's own business
 	}
 	n := binary.BigEndian.Uint32(head[:])
 	if n == 0 || n > maxPacket {
 		return c.fail(fmt.Errorf("%w: length %d (want 1 to %d)", errMalformed, n, maxPacket))
 	}
-	buf := make([]byte, 4+n)
+	// go-milter copies what it reads, so the last packet's memory serves
+	// again once it has all been read.
+	if uint32(cap(c.buf)) < 4+n {
+		c.buf = make([]byte, 4+n)
+	}
+	buf := c.buf[:4+n]
 	copy(buf, head[:])
-	if _, err := io.ReadFull(c.Conn, buf[4:]); err != nil {
+	if _, err := io.ReadFull(c.in, buf[4:]); err != nil {
 		return err
 	}
 	if err := checkPacket(buf[4], buf[5:]); err != nil {
