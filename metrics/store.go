@@ -14,7 +14,9 @@ import (
 // store's atomicity and durability are the wrapper's.
 type Store struct {
 	next quota.Store
-	ops  opTable
+	// Each call's series, bound once: a map lookup by name cost as much as
+	// the cached usage read it counted.
+	usage, addUsage, writable storeOp
 }
 
 // opTable holds each store operation's series, bound once.
@@ -38,14 +40,13 @@ func (m *Metrics) opTable() opTable {
 }
 
 // done records one call of op that began at start.
-func (t opTable) done(op string, start time.Time, err error) {
-	t[op].seconds.Observe(time.Since(start).Seconds())
-	t.count(op, err)
-}
+func (t opTable) done(op string, start time.Time, err error) { t[op].done(start, err) }
 
 // count records one call of op, untimed.
-func (t opTable) count(op string, err error) {
-	o := t[op]
+func (t opTable) count(op string, err error) { t[op].count(err) }
+
+// count records one call, untimed.
+func (o storeOp) count(err error) {
 	if err != nil {
 		o.err.Inc()
 		return
@@ -53,15 +54,24 @@ func (t opTable) count(op string, err error) {
 	o.ok.Inc()
 }
 
+// done records one call that began at start.
+func (o storeOp) done(start time.Time, err error) {
+	o.seconds.Observe(time.Since(start).Seconds())
+	o.count(err)
+}
+
 // WrapStore returns s instrumented with m's store metrics.
-func (m *Metrics) WrapStore(s quota.Store) *Store { return &Store{next: s, ops: m.opTable()} }
+func (m *Metrics) WrapStore(s quota.Store) *Store {
+	t := m.opTable()
+	return &Store{next: s, usage: t["usage"], addUsage: t["add_usage"], writable: t["writable"]}
+}
 
 // Usage implements quota.Store. It is counted but not timed, as Writable
 // is: it runs for every policy check and RCPT, most often answered from
 // the store's memory, and two clock reads would cost more than the call.
 func (s *Store) Usage(account string, day quota.Day, now time.Time) (int64, error) {
 	n, err := s.next.Usage(account, day, now)
-	s.ops.count("usage", err)
+	s.usage.count(err)
 	return n, err
 }
 
@@ -69,7 +79,7 @@ func (s *Store) Usage(account string, day quota.Day, now time.Time) (int64, erro
 func (s *Store) AddUsage(account string, add []quota.DayCount) ([]int64, error) {
 	start := time.Now()
 	totals, err := s.next.AddUsage(account, add)
-	s.ops.done("add_usage", start, err)
+	s.addUsage.done(start, err)
 	return totals, err
 }
 
@@ -78,7 +88,7 @@ func (s *Store) AddUsage(account string, add []quota.DayCount) ([]int64, error) 
 // and this machine's clock reads would cost more than the call.
 func (s *Store) Writable(now time.Time) error {
 	err := s.next.Writable(now)
-	s.ops.count("writable", err)
+	s.writable.count(err)
 	return err
 }
 
