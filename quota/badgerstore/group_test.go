@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -183,4 +184,39 @@ func commitConcurrently(dir string) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestUsageCacheStaysBounded fills the cache with far more accounts and
+// days than it keeps: each shard's count of days stays right and within
+// its share, and what it still holds answers as filled.
+func TestUsageCacheStaysBounded(t *testing.T) {
+	c := usageCache{ttl: time.Minute}
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	for i := range 3 * usageCacheSize {
+		name := fmt.Sprint("user", i)
+		for _, day := range []quota.Day{"2026-11-27", "2026-11-27T12"} {
+			_, epoch, _ := c.get(name, day, now)
+			c.fill(name, day, int64(i), epoch, now)
+		}
+	}
+	held := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		days := 0
+		for name, a := range sh.entries {
+			days += len(a.days)
+			for _, e := range a.days {
+				if n, _, ok := c.get(name, e.day, now); !ok || n != e.n {
+					t.Fatalf("%s %s: %d, %v; want %d", name, e.day, n, ok, e.n)
+				}
+			}
+		}
+		if days != sh.size || sh.size > usageCacheSize/usageShards+1 {
+			t.Fatalf("shard %d: %d days held, size says %d, share %d", i, days, sh.size, usageCacheSize/usageShards)
+		}
+		held += days
+	}
+	if held < usageCacheSize/2 {
+		t.Fatalf("only %d of %d days held", held, usageCacheSize)
+	}
 }

@@ -31,20 +31,22 @@ const usageShards = 16
 var usageSeed = maphash.MakeSeed()
 
 type usageShard struct {
-	mu      sync.Mutex
-	epoch   uint64 // counts writes to the shard's accounts
-	entries map[usageKeyOf]cachedUsage
+	mu    sync.Mutex
+	epoch uint64 // counts writes to the shard's accounts
+	// entries are by account, then by day: a lookup hashes the account
+	// name alone and compares a few days, instead of hashing a pair of
+	// strings.
+	entries map[string]*accountUsage
+	size    int      // days kept, over all accounts
 	_       [64]byte // one shard per cache line or more
 }
 
-type usageKeyOf struct {
-	account string
-	day     quota.Day
-}
+type accountUsage struct{ days []cachedUsage }
 
 type cachedUsage struct {
-	n  int64
-	at time.Time
+	day quota.Day
+	n   int64
+	at  time.Time
 }
 
 func (c *usageCache) shard(account string) *usageShard {
@@ -55,11 +57,19 @@ func (c *usageCache) get(account string, day quota.Day, now time.Time) (n int64,
 	sh := c.shard(account)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.entries[usageKeyOf{account, day}]
-	if ok && (now.Before(e.at) || now.Sub(e.at) >= c.ttl) {
-		ok = false
+	if a := sh.entries[account]; a != nil {
+		for _, e := range a.days {
+			if e.day == day {
+				return e.n, sh.epoch, c.fresh(e, now)
+			}
+		}
 	}
-	return e.n, sh.epoch, ok
+	return 0, sh.epoch, false
+}
+
+// fresh reports whether e was read or written less than ttl before now.
+func (c *usageCache) fresh(e cachedUsage, now time.Time) bool {
+	return !now.Before(e.at) && now.Sub(e.at) < c.ttl
 }
 
 // fill keeps a count read from disk if no write to the shard began since
@@ -69,21 +79,56 @@ func (c *usageCache) fill(account string, day quota.Day, n int64, epoch uint64, 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.epoch == epoch {
-		sh.put(usageKeyOf{account, day}, cachedUsage{n, now})
+		c.put(sh, account, cachedUsage{day, n, now})
 	}
 }
 
-func (sh *usageShard) put(k usageKeyOf, v cachedUsage) {
+// put keeps v for account, dropping the account's days that are no longer
+// fresh and, when the shard is full, an arbitrary other account.
+func (c *usageCache) put(sh *usageShard, account string, v cachedUsage) {
 	if sh.entries == nil {
-		sh.entries = make(map[usageKeyOf]cachedUsage)
+		sh.entries = make(map[string]*accountUsage)
 	}
-	if _, ok := sh.entries[k]; !ok && len(sh.entries) >= usageCacheSize/usageShards {
-		for old := range sh.entries { // an arbitrary victim: map order is random
-			delete(sh.entries, old)
+	a := sh.entries[account]
+	if a == nil {
+		if sh.size >= usageCacheSize/usageShards {
+			for old, oa := range sh.entries { // an arbitrary victim: map order is random
+				sh.size -= len(oa.days)
+				delete(sh.entries, old)
+				break
+			}
+		}
+		a = &accountUsage{}
+		sh.entries[account] = a
+	}
+	before := len(a.days)
+	kept := a.days[:0]
+	for _, e := range a.days {
+		if e.day != v.day && c.fresh(e, v.at) {
+			kept = append(kept, e)
+		}
+	}
+	clear(a.days[len(kept):])
+	a.days = append(kept, v)
+	sh.size += len(a.days) - before
+}
+
+// forget drops account's count of day.
+func (sh *usageShard) forget(account string, day quota.Day) {
+	a := sh.entries[account]
+	if a == nil {
+		return
+	}
+	for i, e := range a.days {
+		if e.day == day {
+			a.days = append(a.days[:i], a.days[i+1:]...)
+			sh.size--
 			break
 		}
 	}
-	sh.entries[k] = v
+	if len(a.days) == 0 {
+		delete(sh.entries, account)
+	}
 }
 
 // begin marks a write of account's usage: fills of its shard read before
@@ -104,12 +149,11 @@ func (s *Store) remember(batch []*commit, err error) {
 		sh.mu.Lock()
 		sh.epoch++
 		for i, dc := range cm.add {
-			k := usageKeyOf{cm.account, dc.Day}
 			if err != nil {
-				delete(sh.entries, k)
+				sh.forget(cm.account, dc.Day)
 				continue
 			}
-			sh.put(k, cachedUsage{cm.totals[i], now})
+			s.usage.put(sh, cm.account, cachedUsage{dc.Day, cm.totals[i], now})
 		}
 		sh.mu.Unlock()
 	}
