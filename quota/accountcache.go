@@ -34,7 +34,7 @@ type accountShard struct {
 	// fills its entry only if no write began since it read the store, so a
 	// record read just before a change cannot outlive the change.
 	epoch   uint64
-	entries map[string]cachedAccount
+	entries map[string]*cachedAccount // pointers: a hit copies the record once, not twice
 	_       [64]byte // one shard per cache line or more
 }
 
@@ -48,7 +48,7 @@ type cachedAccount struct {
 func NewAccountCache(accounts Accounts, size int) *AccountCache {
 	c := &AccountCache{Accounts: accounts, max: max(1, size/accountShards)}
 	for i := range c.shards {
-		c.shards[i].entries = make(map[string]cachedAccount)
+		c.shards[i].entries = make(map[string]*cachedAccount)
 	}
 	return c
 }
@@ -80,7 +80,7 @@ func (c *AccountCache) Account(ctx context.Context, name string) (AccountRecord,
 				break
 			}
 		}
-		sh.entries[name] = cachedAccount{rec, found}
+		sh.entries[name] = &cachedAccount{rec, found}
 	}
 	sh.mu.Unlock()
 	return rec, found, nil
