@@ -35,7 +35,7 @@ type accountShard struct {
 	// record read just before a change cannot outlive the change.
 	epoch   uint64
 	entries map[string]*cachedAccount // pointers: a hit copies the record once, not twice
-	_       [64]byte // one shard per cache line or more
+	_       [64]byte                  // one shard per cache line or more
 }
 
 type cachedAccount struct {
