@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,11 @@ const acctShards = 64
 type acctShard struct {
 	mu    sync.Mutex
 	accts map[string]*localAcct
+	// kept is len(accts), written under mu and read without it: a policy
+	// check of a shard that keeps nothing (no open transaction among its
+	// accounts) needs neither the lock nor the map.
+	kept atomic.Int32
+	_    [64]byte // one shard per cache line or more
 }
 
 // localAcct exists only while someone works on the account or holds a
@@ -271,6 +277,7 @@ func (l *Local) lock(name string) *localAcct {
 	if a == nil {
 		a = &localAcct{}
 		sh.accts[name] = a
+		sh.kept.Store(int32(len(sh.accts)))
 	}
 	a.refs++
 	sh.mu.Unlock()
@@ -282,6 +289,9 @@ func (l *Local) lock(name string) *localAcct {
 // it or it holds relays), and nil without a lock for one whose is not.
 func (l *Local) lockIfKept(name string) *localAcct {
 	sh := l.shardOf(name)
+	if sh.kept.Load() == 0 {
+		return nil
+	}
 	sh.mu.Lock()
 	a := sh.accts[name]
 	if a == nil {
@@ -303,6 +313,7 @@ func (l *Local) unlock(name string, a *localAcct) {
 	// no write is under way: a commit keeps its ref through it).
 	if a.refs == 0 && len(a.holds) == 0 {
 		delete(sh.accts, name)
+		sh.kept.Store(int32(len(sh.accts)))
 	}
 	sh.mu.Unlock()
 }
