@@ -251,6 +251,7 @@ func comparePolicy(ctx context.Context, name string, rc, floor *proc, logins []s
 		conns := cg.conns
 		servers := []*proc{floor, rc}
 		var total [2]drive.PolicyResult
+		var cpu [2]time.Duration    // each server process's CPU time in its phases
 		for _, p := range servers { // warm-up, unmeasured
 			if _, err := policyPhase(ctx, p, conns, o.phase/4, logins); err != nil {
 				return nil, err
@@ -259,16 +260,27 @@ func comparePolicy(ctx context.Context, name string, rc, floor *proc, logins []s
 		for r := range o.rounds {
 			for k := range 2 {
 				i := (k + r) % 2 // floor first in even rounds, relaycap first in odd ones
+				before, err := drive.CPUTime(servers[i].pid())
+				if err != nil {
+					return nil, err
+				}
 				res, err := policyPhase(ctx, servers[i], conns, o.phase, logins)
 				if err != nil {
 					return nil, err
 				}
+				after, err := drive.CPUTime(servers[i].pid())
+				if err != nil {
+					return nil, err
+				}
+				cpu[i] += after - before
 				total[i].Requests += res.Requests
 				total[i].Elapsed += res.Elapsed
 			}
 		}
 		fl, rcRate := total[0].Rate(), total[1].Rate()
-		fmt.Printf("%s, %d connection(s): relaycap %.0f/s, floor %.0f/s, ratio %.2f\n", name, conns, rcRate, fl, rcRate/fl)
+		perReq := func(i int) float64 { return float64(cpu[i].Microseconds()) / float64(max(total[i].Requests, 1)) }
+		fmt.Printf("%s, %d connection(s): relaycap %.0f/s, floor %.0f/s, ratio %.2f (server CPU per request: relaycap %.2f µs, floor %.2f µs)\n",
+			name, conns, rcRate, fl, rcRate/fl, perReq(1), perReq(0))
 		goals = append(goals, goal{
 			name:   fmt.Sprintf("%s, %d conn", name, conns),
 			got:    rcRate / fl,
