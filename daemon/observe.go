@@ -105,58 +105,58 @@ func (d *Daemon) snapshot() metrics.Snapshot {
 	if free, err := badgerstore.AvailableBytes(cfg.StateDir); err == nil {
 		s.FreeBytes = free
 	}
-	day := quota.DayOf(d.now(), cfg.Location)
-	s.Accounts, s.AccountsErr = d.accounts(cfg, day)
-	if s.AccountsErr == nil {
-		s.UsedToday, s.AccountsErr = d.usedToday(s.Accounts, day)
-	}
+	s.Accounts, s.UsedToday, s.AccountsErr = d.tallyAccounts(cfg, d.now())
 	if s.AccountsErr != nil {
 		d.log.Error("metrics: cannot read the accounts", "err", s.AccountsErr)
 	}
 	return s
 }
 
-// accounts lists the file-managed accounts and the store-managed ones the
-// file does not override, as the engine resolves them on day (today's
-// top-ups included in the limit).
-func (d *Daemon) accounts(cfg *config.Config, day quota.Day) ([]quota.Account, error) {
-	file := cfg.Quota.Accounts
-	out := make([]quota.Account, 0, file.Len())
-	for a := range file.All() {
-		out = append(out, a)
-	}
+// tallyAccounts counts the file-managed accounts and the store-managed ones
+// the file does not override, as the engine resolves them on now's day
+// (today's top-ups included in the limit), and sums their usage that day.
+// It pages through the store, so that it never holds all the accounts.
+func (d *Daemon) tallyAccounts(cfg *config.Config, now time.Time) (metrics.Tally, int64, error) {
+	var t metrics.Tally
+	var used int64
+	day := quota.DayOf(now, cfg.Location)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	count := func(a quota.Account) error {
+		t.Add(a)
+		c, err := d.counter.Peek(ctx, a.Name, day, now)
+		if err != nil && !errors.Is(err, quota.ErrReadOnly) {
+			return err
+		}
+		used += c.Used
+		return nil
+	}
+	file := cfg.Quota.Accounts
+	for a := range file.All() {
+		if err := count(a); err != nil {
+			return t, 0, err
+		}
+	}
 	for q := (quota.ListQuery{Limit: 1000}); ; {
 		page, err := d.acctStore.ListAccounts(ctx, q)
 		if err != nil {
-			return nil, err
+			return t, 0, err
 		}
 		for _, r := range page {
 			if _, ok := file.Get(quota.NormalizeName(r.Name)); ok {
 				continue
 			}
-			out = append(out, quota.Account{Name: r.Name, DailyLimit: r.DailyLimit, TopUp: r.TopUp(day),
-				Status: r.Status, Source: quota.FromStore, DryRun: r.DryRun, HourlyLimit: r.HourlyLimit})
+			a := quota.Account{Name: r.Name, DailyLimit: r.DailyLimit, TopUp: r.TopUp(day),
+				Status: r.Status, Source: quota.FromStore, DryRun: r.DryRun, HourlyLimit: r.HourlyLimit}
+			if err := count(a); err != nil {
+				return t, 0, err
+			}
 		}
 		if len(page) < q.Limit {
-			return out, nil
+			return t, used, nil
 		}
 		q.After = page[len(page)-1].Name
 	}
-}
-
-func (d *Daemon) usedToday(accts []quota.Account, day quota.Day) (int64, error) {
-	var sum int64
-	now := d.now()
-	for _, a := range accts {
-		c, err := d.counter.Peek(context.Background(), a.Name, day, now)
-		if err != nil && !errors.Is(err, quota.ErrReadOnly) {
-			return 0, err
-		}
-		sum += c.Used
-	}
-	return sum, nil
 }
 
 // buildInfo is relaycap_build_info's labels: the version the binary was

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/relaycap/relaycap/admin"
+	"github.com/relaycap/relaycap/metrics"
 	"github.com/relaycap/relaycap/quota"
 )
 
@@ -78,15 +79,10 @@ func (d *Daemon) adminStatus(ctx context.Context) (admin.Status, error) {
 		st.Listeners = append(st.Listeners, admin.StatusListener{Service: service, Address: addr})
 	}
 	sort.Slice(st.Listeners, func(i, j int) bool { return st.Listeners[i].Service < st.Listeners[j].Service })
-	counts := map[quota.Status]int64{}
-	for _, a := range snap.Accounts {
-		counts[a.Status]++
-		if a.Status == quota.StatusActive {
-			st.RelaysSold += a.Limit()
-		}
-	}
-	for _, s := range []quota.Status{quota.StatusActive, quota.StatusSuspended, quota.StatusTerminated} {
-		st.Accounts = append(st.Accounts, admin.StatusCount{Status: string(s), Count: counts[s]})
+	st.RelaysSold = snap.Accounts.Sold
+	for _, s := range metrics.Statuses {
+		n := snap.Accounts.Count(s, quota.FromFile) + snap.Accounts.Count(s, quota.FromStore)
+		st.Accounts = append(st.Accounts, admin.StatusCount{Status: string(s), Count: n})
 	}
 	for _, u := range top {
 		st.Top = append(st.Top, admin.AccountUsage{Account: u.Account, Used: u.Used})

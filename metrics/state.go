@@ -8,10 +8,10 @@ import (
 
 // Snapshot is the daemon's state as one scrape sees it.
 type Snapshot struct {
-	// Accounts are the accounts the daemon knows (file-managed ones win
-	// over store-managed ones of the same name). Logins that only get
-	// quota.default_daily_limit cannot be listed and are not here.
-	Accounts []quota.Account
+	// Accounts counts the accounts the daemon knows (file-managed ones
+	// win over store-managed ones of the same name). Logins that only get
+	// quota.default_daily_limit cannot be listed and are not counted.
+	Accounts Tally
 	// UsedToday is the relays those accounts committed today.
 	UsedToday int64
 	// AccountsErr, if set, means the store could not list the accounts;
@@ -73,13 +73,12 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	if s.AccountsErr == nil {
-		counts, sold := tally(s.Accounts)
-		for _, status := range []quota.Status{quota.StatusActive, quota.StatusSuspended, quota.StatusTerminated} {
+		for _, status := range Statuses {
 			for _, source := range []quota.Source{quota.FromFile, quota.FromStore} {
-				gauge(accountsDesc, float64(counts[statusSource{status, source}]), string(status), string(source))
+				gauge(accountsDesc, float64(s.Accounts.Count(status, source)), string(status), string(source))
 			}
 		}
-		gauge(soldDesc, float64(sold))
+		gauge(soldDesc, float64(s.Accounts.Sold))
 		gauge(usedDesc, float64(s.UsedToday))
 	}
 	gauge(keysDesc, float64(len(s.KeyIDs)))
@@ -98,21 +97,35 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// Statuses are the account statuses the gauges break down, in order.
+var Statuses = []quota.Status{quota.StatusActive, quota.StatusSuspended, quota.StatusTerminated}
+
+// Tally counts accounts one at a time, so that a scrape never holds them
+// all: by status and source, and the limits of the active ones summed.
+type Tally struct {
+	counts map[statusSource]int64
+	// Sold is the sum of the active accounts' limits (daily limit plus the
+	// day's top-ups): the relays sold for the day.
+	Sold int64
+}
+
 type statusSource struct {
 	status quota.Status
 	source quota.Source
 }
 
-// tally counts accounts by status and source, and sums the limits of the
-// active ones.
-func tally(accts []quota.Account) (map[statusSource]int, int64) {
-	counts := make(map[statusSource]int)
-	var sold int64
-	for _, a := range accts {
-		counts[statusSource{a.Status, a.Source}]++
-		if a.Status == quota.StatusActive {
-			sold += a.Limit()
-		}
+// Add counts a.
+func (t *Tally) Add(a quota.Account) {
+	if t.counts == nil {
+		t.counts = make(map[statusSource]int64)
 	}
-	return counts, sold
+	t.counts[statusSource{a.Status, a.Source}]++
+	if a.Status == quota.StatusActive {
+		t.Sold += a.Limit()
+	}
+}
+
+// Count is how many accounts of status from source were added.
+func (t Tally) Count(status quota.Status, source quota.Source) int64 {
+	return t.counts[statusSource{status, source}]
 }

@@ -1,0 +1,67 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/relaycap/relaycap/quota"
+)
+
+// scrapeAccounts and scrapeActive size BenchmarkScrape: store-managed
+// accounts, and how many of them committed relays today (issue 12's
+// ratio of a million and a hundred thousand, scaled down by ten).
+const (
+	scrapeAccounts = 100_000
+	scrapeActive   = 10_000
+)
+
+// BenchmarkScrape is one GET /metrics over HTTP with scrapeAccounts
+// store-managed accounts, created through the store's Accounts API, of
+// which scrapeActive committed a relay today through the daemon's counter.
+func BenchmarkScrape(b *testing.B) {
+	td := startDaemon(b, metricsOn+"quota: {default_daily_limit: 0}\n")
+	seedAccounts(b, td, scrapeAccounts, scrapeActive)
+	c := td.metricsClient(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		f, err := c.Scrape(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if v, _ := f.Value("relaycap_relays_used_today"); v != scrapeActive {
+			b.Fatalf("relaycap_relays_used_today = %v, want %d", v, scrapeActive)
+		}
+	}
+}
+
+// seedAccounts creates n store-managed accounts and commits one relay
+// today for the first active of them.
+func seedAccounts(b *testing.B, td *testDaemon, n, active int) {
+	b.Helper()
+	ctx := context.Background()
+	now := td.clock.now()
+	day := quota.DayOf(now, td.Config().Location)
+	for i := range n {
+		name := fmt.Sprintf("user%07d@example.com", i)
+		_, err := td.acctStore.UpdateAccount(ctx, name, func(quota.AccountRecord, bool) (quota.AccountRecord, quota.AuditEntry, error) {
+			return quota.AccountRecord{Name: name, DailyLimit: 100, Status: quota.StatusActive, Created: now, Updated: now},
+				quota.AuditEntry{Time: now, Account: name, Actor: "bench", Action: quota.ActionCreate}, nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i >= active {
+			continue
+		}
+		h := quota.Hold{ID: "seed-" + name, Account: name, Day: day, N: 1, Expires: now.Add(time.Minute)}
+		if _, ok, err := td.counter.Reserve(ctx, h, 100, now); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+		if _, err := td.counter.Commit(ctx, "seed-"+name, []quota.Hold{h}, 100, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
