@@ -210,8 +210,10 @@ type Status struct {
 	KeyIDs       []string         `json:"key_ids"`
 	Listeners    []StatusListener `json:"listeners"`
 	// Accounts counts the file's and the store's accounts by status.
-	Accounts   []StatusCount  `json:"accounts"`
-	Day        string         `json:"day"`
+	Accounts []StatusCount `json:"accounts"`
+	Day      string        `json:"day"`
+	// RelaysUsed is every login's relays of Day; RelaysSold the active
+	// accounts' limits of Day (logins on the default limit have none).
 	RelaysUsed int64          `json:"relays_used"`
 	RelaysSold int64          `json:"relays_sold"`
 	Top        []AccountUsage `json:"top"`

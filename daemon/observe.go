@@ -114,28 +114,21 @@ func (d *Daemon) snapshot() metrics.Snapshot {
 
 // tallyAccounts counts the file-managed accounts and the store-managed ones
 // the file does not override, as the engine resolves them on now's day
-// (today's top-ups included in the limit), and sums their usage that day.
-// It pages through the store, so that it never holds all the accounts.
+// (today's top-ups included in the limit), paging through the store so
+// that it never holds all of them, and reads the relays every login
+// committed that day from the store's day total (no read per account).
 func (d *Daemon) tallyAccounts(cfg *config.Config, now time.Time) (metrics.Tally, int64, error) {
 	var t metrics.Tally
-	var used int64
 	day := quota.DayOf(now, cfg.Location)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	count := func(a quota.Account) error {
-		t.Add(a)
-		c, err := d.counter.Peek(ctx, a.Name, day, now)
-		if err != nil && !errors.Is(err, quota.ErrReadOnly) {
-			return err
-		}
-		used += c.Used
-		return nil
+	used, err := d.acctStore.UsedOn(ctx, day)
+	if err != nil {
+		return t, 0, err
 	}
 	file := cfg.Quota.Accounts
 	for a := range file.All() {
-		if err := count(a); err != nil {
-			return t, 0, err
-		}
+		t.Add(a)
 	}
 	for q := (quota.ListQuery{Limit: 1000}); ; {
 		page, err := d.acctStore.ListAccounts(ctx, q)
@@ -146,11 +139,8 @@ func (d *Daemon) tallyAccounts(cfg *config.Config, now time.Time) (metrics.Tally
 			if _, ok := file.Get(quota.NormalizeName(r.Name)); ok {
 				continue
 			}
-			a := quota.Account{Name: r.Name, DailyLimit: r.DailyLimit, TopUp: r.TopUp(day),
-				Status: r.Status, Source: quota.FromStore, DryRun: r.DryRun, HourlyLimit: r.HourlyLimit}
-			if err := count(a); err != nil {
-				return t, 0, err
-			}
+			t.Add(quota.Account{Name: r.Name, DailyLimit: r.DailyLimit, TopUp: r.TopUp(day),
+				Status: r.Status, Source: quota.FromStore, DryRun: r.DryRun, HourlyLimit: r.HourlyLimit})
 		}
 		if len(page) < q.Limit {
 			return t, used, nil

@@ -46,13 +46,7 @@ func seedAccounts(b *testing.B, td *testDaemon, n, active int) {
 	day := quota.DayOf(now, td.Config().Location)
 	for i := range n {
 		name := fmt.Sprintf("user%07d@example.com", i)
-		_, err := td.acctStore.UpdateAccount(ctx, name, func(quota.AccountRecord, bool) (quota.AccountRecord, quota.AuditEntry, error) {
-			return quota.AccountRecord{Name: name, DailyLimit: 100, Status: quota.StatusActive, Created: now, Updated: now},
-				quota.AuditEntry{Time: now, Account: name, Actor: "bench", Action: quota.ActionCreate}, nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
+		storeAccount(b, td, name, 100)
 		if i >= active {
 			continue
 		}

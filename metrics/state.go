@@ -12,7 +12,8 @@ type Snapshot struct {
 	// win over store-managed ones of the same name). Logins that only get
 	// quota.default_daily_limit cannot be listed and are not counted.
 	Accounts Tally
-	// UsedToday is the relays those accounts committed today.
+	// UsedToday is the relays every login committed today, listed or not
+	// (the store's day total).
 	UsedToday int64
 	// AccountsErr, if set, means the store could not list the accounts;
 	// the account gauges are left out of that scrape.
@@ -37,7 +38,7 @@ var (
 	soldDesc = prometheus.NewDesc("relaycap_relays_sold_today",
 		"Sum of today's limits (daily limit and today's top-ups) of the active accounts: relays sold.", nil, nil)
 	usedDesc = prometheus.NewDesc("relaycap_relays_used_today",
-		"Relays the accounts of relaycap_accounts committed today (local day of quota.timezone).", nil, nil)
+		"Relays every login committed today (local day of quota.timezone), also logins on the default limit.", nil, nil)
 	keysDesc = prometheus.NewDesc("relaycap_id_keys_loaded",
 		"Identification keys loaded; 0 means every authenticated message is deferred.", nil, nil)
 	keyDesc = prometheus.NewDesc("relaycap_id_key_info",

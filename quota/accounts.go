@@ -206,6 +206,11 @@ type Accounts interface {
 	// Top returns up to n accounts with the most committed relays on day,
 	// most first, ties by name.
 	Top(ctx context.Context, day Day, n int) ([]AccountUsage, error)
+	// UsedOn returns the relays committed on day by every login (file- or
+	// store-managed, on the default limit, deleted since): a total the
+	// store keeps as it commits, so reading it costs the same at any number
+	// of accounts.
+	UsedOn(ctx context.Context, day Day) (int64, error)
 }
 
 // ApplyPurchase is the rule every store applies for a purchase: a raise

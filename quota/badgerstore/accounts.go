@@ -16,7 +16,8 @@ import (
 	"github.com/relaycap/relaycap/quota"
 )
 
-// Keys of the accounts store, beside the usage counters ("u/"):
+// Keys of the accounts store, beside the usage counters ("u/" NAME \0 DAY,
+// and "t/" DAY for the total of every account on DAY):
 //
 //	a/NAME                     the account record
 //	p/ID                       a purchase, by its idempotency key
@@ -403,6 +404,18 @@ func (s *Store) History(ctx context.Context, account string, from, to quota.Day)
 		return nil
 	})
 	return out, err
+}
+
+// UsedOn returns the relays every account committed on day: one key,
+// written with the usage records it sums (see writeUsage).
+func (s *Store) UsedOn(ctx context.Context, day quota.Day) (int64, error) {
+	var n int64
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		var err error
+		n, err = readCount(txn, dayTotalKey(day))
+		return err
+	})
+	return n, err
 }
 
 // Top returns the n accounts with the most relays on day. Usage keys lead

@@ -110,24 +110,23 @@ func (s *Store) writeUsage(batch []*commit) error {
 	var err error
 	for range 3 {
 		err = s.db.Update(func(txn *badger.Txn) error {
+			var days []quota.DayCount // the group's relays by day, for the day totals
 			for _, c := range batch {
 				c.totals = make([]int64, len(c.add))
 				for i, dc := range c.add {
-					key := usageKey(c.account, dc.Day)
-					cur, err := readCount(txn, key)
+					total, err := s.addCount(txn, usageKey(c.account, dc.Day), dc)
 					if err != nil {
 						return err
 					}
-					c.totals[i] = cur + dc.N
-					var buf [8]byte
-					binary.BigEndian.PutUint64(buf[:], uint64(c.totals[i]))
-					ttl := s.ttl
-					if dc.Day.IsHour() { // the burst brake's hour needs no history
-						ttl = quota.HourWindowTTL
+					c.totals[i] = total
+					if !dc.Day.IsHour() {
+						days = addDay(days, dc)
 					}
-					if err := txn.SetEntry(badger.NewEntry(key, buf[:]).WithTTL(ttl)); err != nil {
-						return err
-					}
+				}
+			}
+			for _, dc := range days {
+				if _, err := s.addCount(txn, dayTotalKey(dc.Day), dc); err != nil {
+					return err
 				}
 			}
 			return nil
@@ -142,4 +141,31 @@ func (s *Store) writeUsage(batch []*commit) error {
 		}
 	}
 	return err
+}
+
+// addCount adds dc.N to the count at key, for dc's day, and returns the
+// new count.
+func (s *Store) addCount(txn *badger.Txn, key []byte, dc quota.DayCount) (int64, error) {
+	cur, err := readCount(txn, key)
+	if err != nil {
+		return 0, err
+	}
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], uint64(cur+dc.N))
+	ttl := s.ttl
+	if dc.Day.IsHour() { // the burst brake's hour needs no history
+		ttl = quota.HourWindowTTL
+	}
+	return cur + dc.N, txn.SetEntry(badger.NewEntry(key, buf[:]).WithTTL(ttl))
+}
+
+// addDay adds dc to the count of its day in dcs.
+func addDay(dcs []quota.DayCount, dc quota.DayCount) []quota.DayCount {
+	for i := range dcs {
+		if dcs[i].Day == dc.Day {
+			dcs[i].N += dc.N
+			return dcs
+		}
+	}
+	return append(dcs, dc)
 }

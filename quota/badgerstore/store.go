@@ -184,6 +184,10 @@ func usageKey(account string, day quota.Day) []byte {
 	return []byte("u/" + account + "\x00" + string(day))
 }
 
+// dayTotalKey is the relays every account committed on day, written in
+// the transaction of the usage records it sums (hours excluded).
+func dayTotalKey(day quota.Day) []byte { return []byte("t/" + string(day)) }
+
 // Usage returns the relays committed for account on day, from memory
 // when it was read or written lately.
 func (s *Store) Usage(account string, day quota.Day, now time.Time) (int64, error) {

@@ -25,8 +25,10 @@ import (
 //   - a purchase id's claim, which makes ids unique across accounts: it is
 //     set (SET NX) before the purchase is applied in the account's slot,
 //     and dropped again if the purchase is refused.
-// The top-N report is a sorted set per day, bumped after each commit: a
-// report, not money.
+// The top-N report is a sorted set per day and the day's total (UsedOn) a
+// counter per day, both bumped after each commit, in their own slots: a
+// report, not money. A host that dies between a commit and its bump, or a
+// bump that fails (logged), leaves them short by that commit.
 
 var _ quota.Accounts = (*Store)(nil)
 
@@ -39,6 +41,7 @@ func (s *Store) purchaseKey(account, id string) string { return s.key(account, "
 func (s *Store) claimKey(id string) string             { return s.prefix + "{purchase:" + id + "}:claim" }
 func (s *Store) indexKey() string                      { return s.prefix + "accounts" }
 func (s *Store) topKey(day quota.Day) string           { return s.prefix + "top:" + string(day) }
+func (s *Store) totalKey(day quota.Day) string         { return s.prefix + "total:" + string(day) }
 
 // maxRetries bounds the optimistic transactions of one call.
 const maxRetries = 20
@@ -443,14 +446,33 @@ func (s *Store) Top(ctx context.Context, day quota.Day, n int) ([]quota.AccountU
 	return out[:min(n, len(out))], nil
 }
 
-// bumpTop adds a commit's relays to the days' top-N reports. It is a
-// separate write after the commit: a report, not money.
+// UsedOn returns the relays every account committed on day, as the
+// commits' reports added them up (see bumpTop).
+func (s *Store) UsedOn(ctx context.Context, day quota.Day) (int64, error) {
+	var n int64
+	err := s.call(ctx, "used_on", func(ctx context.Context) error {
+		var err error
+		n, err = s.c.Get(ctx, s.totalKey(day)).Int64()
+		if errors.Is(err, redis.Nil) {
+			n, err = 0, nil
+		}
+		return err
+	})
+	return n, err
+}
+
+// bumpTop adds a commit's relays to the days' top-N reports and totals.
+// It is a separate write after the commit: a report, not money.
 func (s *Store) bumpTop(ctx context.Context, account string, add []quota.DayCount) {
 	err := s.call(ctx, "top", func(ctx context.Context) error {
 		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, dc := range add {
 				p.ZIncrBy(ctx, s.topKey(dc.Day), float64(dc.N), account)
 				p.PExpire(ctx, s.topKey(dc.Day), s.keep)
+				if !dc.Day.IsHour() { // the burst brake's hours are not the day's relays
+					p.IncrBy(ctx, s.totalKey(dc.Day), dc.N)
+					p.PExpire(ctx, s.totalKey(dc.Day), s.keep)
+				}
 			}
 			return nil
 		})

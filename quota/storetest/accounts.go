@@ -51,6 +51,7 @@ func TestAccounts(t *testing.T, open func(t *testing.T) Stores) {
 		{"AuditTrail", testAuditTrail},
 		{"DeleteKeepsHistory", testDeleteKeepsHistory},
 		{"HistoryAndTop", testHistoryAndTop},
+		{"UsedOnSumsEveryCommit", testUsedOn},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open(t)) })
@@ -486,6 +487,40 @@ func testHistoryAndTop(t *testing.T, s Stores) {
 	}
 	if all, _ := a.Top(ctx, day1, 100); len(all) != 4 {
 		t.Fatalf("top 100 of %s: %v, want the 4 accounts with usage", day1, all)
+	}
+}
+
+// testUsedOn: the day's total adds up every account's commits, also
+// concurrent ones and ones of accounts that have no record, and leaves out
+// the burst brake's hour windows.
+func testUsedOn(t *testing.T, s Stores) {
+	for _, u := range []struct {
+		account string
+		day     quota.Day
+		n       int64
+	}{
+		{"alice", day1, 5}, {"bob", day1, 9}, {"alice", day2, 4}, {"alice", quota.HourOf(t1, time.UTC), 7},
+	} {
+		if err := s.AddUsage(u.account, u.day, u.n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Go(func() { errs <- s.AddUsage(fmt.Sprintf("user%02d", i), day1, 1) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for day, want := range map[quota.Day]int64{day1: 5 + 9 + 20, day2: 4, "2026-11-29": 0} {
+		if got, err := s.Accounts.UsedOn(ctx, day); err != nil || got != want {
+			t.Errorf("UsedOn(%s) = %d, %v; want %d", day, got, err, want)
+		}
 	}
 }
 
