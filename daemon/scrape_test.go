@@ -55,9 +55,9 @@ func TestScrapeTalliesAndDayTotal(t *testing.T) {
 			sendN(t, other, "stranger", 4) // on default_daily_limit: no account to list
 
 			f := td.scrape(t)
-			want(t, f, 1, "relaycap_accounts", "status", "active", "source", "file")   // alice (over the store's alice)
-			want(t, f, 1, "relaycap_accounts", "status", "suspended", "source", "file") // sus
-			want(t, f, 1, "relaycap_accounts", "status", "active", "source", "store")   // carol
+			want(t, f, 1, "relaycap_accounts", "status", "active", "source", "file")     // alice (over the store's alice)
+			want(t, f, 1, "relaycap_accounts", "status", "suspended", "source", "file")  // sus
+			want(t, f, 1, "relaycap_accounts", "status", "active", "source", "store")    // carol
 			want(t, f, 1, "relaycap_accounts", "status", "suspended", "source", "store") // dave
 			want(t, f, 0, "relaycap_accounts", "status", "terminated", "source", "store")
 			want(t, f, 5+100+5, "relaycap_relays_sold_today") // alice's file limit, carol's and her top-up
