@@ -64,8 +64,9 @@ type Daemon struct {
 	metrics       *metrics.Metrics
 	metricsSrv    *metrics.Server // nil when metrics.listen is empty
 	acctStore     quota.Accounts  // Badger's, or Redis's with the redis backend
-	accountsStore quota.Accounts  // acctStore timed, behind the account cache for Badger
+	accountsStore quota.Accounts  // acctStore timed, behind the account cache for Badger, its changes counted for the tally
 	status        statusState
+	tally         tallyCache
 
 	milterLn, policyLn, adminLn, adminTCPLn, metricsLn net.Listener
 
@@ -145,6 +146,7 @@ func Start(cfg *config.Config, o Options) (*Daemon, error) {
 		d.acctStore = store
 		d.accountsStore = quota.NewAccountCache(d.metrics.WrapAccounts(store), accountCacheSize)
 	}
+	d.accountsStore = changeCounter{d.accountsStore, &d.tally.changes}
 	if d.engine, err = quota.NewEngine(d.counter, d.accountsStore, engineSettings(cfg)); err != nil {
 		return nil, err
 	}

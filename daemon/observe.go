@@ -112,41 +112,18 @@ func (d *Daemon) snapshot() metrics.Snapshot {
 	return s
 }
 
-// tallyAccounts counts the file-managed accounts and the store-managed ones
-// the file does not override, as the engine resolves them on now's day
-// (today's top-ups included in the limit), paging through the store so
-// that it never holds all of them, and reads the relays every login
-// committed that day from the store's day total (no read per account).
+// tallyAccounts counts the accounts (at most once in tallyTTL, see
+// tallyCache) and reads the relays every login committed on now's day from
+// the store's day total (no read per account).
 func (d *Daemon) tallyAccounts(cfg *config.Config, now time.Time) (metrics.Tally, int64, error) {
-	var t metrics.Tally
-	day := quota.DayOf(now, cfg.Location)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	used, err := d.acctStore.UsedOn(ctx, day)
+	used, err := d.acctStore.UsedOn(ctx, quota.DayOf(now, cfg.Location))
 	if err != nil {
-		return t, 0, err
+		return metrics.Tally{}, 0, err
 	}
-	file := cfg.Quota.Accounts
-	for a := range file.All() {
-		t.Add(a)
-	}
-	for q := (quota.ListQuery{Limit: 1000}); ; {
-		page, err := d.acctStore.ListAccounts(ctx, q)
-		if err != nil {
-			return t, 0, err
-		}
-		for _, r := range page {
-			if _, ok := file.Get(quota.NormalizeName(r.Name)); ok {
-				continue
-			}
-			t.Add(quota.Account{Name: r.Name, DailyLimit: r.DailyLimit, TopUp: r.TopUp(day),
-				Status: r.Status, Source: quota.FromStore, DryRun: r.DryRun, HourlyLimit: r.HourlyLimit})
-		}
-		if len(page) < q.Limit {
-			return t, used, nil
-		}
-		q.After = page[len(page)-1].Name
-	}
+	t, err := d.accountTally(cfg, now)
+	return t, used, err
 }
 
 // buildInfo is relaycap_build_info's labels: the version the binary was

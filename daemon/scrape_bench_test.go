@@ -19,21 +19,34 @@ const (
 
 // BenchmarkScrape is one GET /metrics over HTTP with scrapeAccounts
 // store-managed accounts, created through the store's Accounts API, of
-// which scrapeActive committed a relay today through the daemon's counter.
+// which scrapeActive committed a relay today through the daemon's counter:
+// recount=each counts the accounts again for every scrape (as after an
+// account change), recount=none serves the count of the scrape before (as
+// within tallyTTL).
 func BenchmarkScrape(b *testing.B) {
 	td := startDaemon(b, metricsOn+"quota: {default_daily_limit: 0}\n")
 	seedAccounts(b, td, scrapeAccounts, scrapeActive)
 	c := td.metricsClient(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		f, err := c.Scrape(context.Background())
-		if err != nil {
-			b.Fatal(err)
-		}
-		if v, _ := f.Value("relaycap_relays_used_today"); v != scrapeActive {
-			b.Fatalf("relaycap_relays_used_today = %v, want %d", v, scrapeActive)
-		}
+	for _, recount := range []bool{true, false} {
+		name := map[bool]string{true: "recount=each", false: "recount=none"}[recount]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if recount {
+					td.tally.changes.Add(1)
+				}
+				f, err := c.Scrape(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if v, _ := f.Value("relaycap_relays_used_today"); v != scrapeActive {
+					b.Fatalf("relaycap_relays_used_today = %v, want %d", v, scrapeActive)
+				}
+				if v, _ := f.Value("relaycap_accounts", "status", "active", "source", "store"); v != scrapeAccounts {
+					b.Fatalf("relaycap_accounts{active,store} = %v, want %d", v, scrapeAccounts)
+				}
+			}
+		})
 	}
 }
 

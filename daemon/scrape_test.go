@@ -101,3 +101,48 @@ func storeAccount(t testing.TB, td *testDaemon, name string, limit int64) {
 		t.Fatal(err)
 	}
 }
+
+// TestScrapeRecountsAfterChanges: two hosts on one Redis. The account
+// count a scrape serves is recounted at once after a change through the
+// same host or a reload, and within tallyTTL after a change through the
+// other host.
+func TestScrapeRecountsAfterChanges(t *testing.T) {
+	srv := redistest.Start(t)
+	store := fmt.Sprintf("store: {backend: redis, sync_writes: false, redis: {addrs: [%q], key_prefix: %q}}\n", srv.Addr, newPrefix())
+	td, other := startDaemon(t, metricsOn+store), startDaemon(t, metricsOn+store)
+	ctx := context.Background()
+	put := func(host *testDaemon, name string) {
+		t.Helper()
+		limit := int64(10)
+		if _, err := host.adminClient(t).PutAccount(ctx, name, admin.AccountRequest{DailyLimit: &limit}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	active := func(source string) float64 {
+		t.Helper()
+		v, ok := td.scrape(t).Value("relaycap_accounts", "status", "active", "source", source)
+		if !ok {
+			t.Fatal("no relaycap_accounts series")
+		}
+		return v
+	}
+	if n := active("store"); n != 0 {
+		t.Fatalf("%v store accounts before any", n)
+	}
+	put(td, "carol")
+	if n := active("store"); n != 1 {
+		t.Fatalf("%v store accounts after this host created carol, want 1", n)
+	}
+	put(other, "dave")
+	if n := active("store"); n != 1 {
+		t.Fatalf("%v store accounts right after the other host created dave, want the count of 1 kept", n)
+	}
+	td.clock.set(td.clock.now().Add(tallyTTL))
+	if n := active("store"); n != 2 {
+		t.Fatalf("%v store accounts %v after the other host created dave, want 2", n, tallyTTL)
+	}
+	td.reload(t, metricsOn+store+"quota: {accounts: {erin: 5}}\n")
+	if n := active("file"); n != 1 {
+		t.Fatalf("%v file accounts after a reload added erin, want 1", n)
+	}
+}
