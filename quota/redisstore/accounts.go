@@ -93,12 +93,12 @@ func (s *Store) ListAccounts(ctx context.Context, q quota.ListQuery) ([]quota.Ac
 		if err != nil {
 			return nil, err
 		}
-		for _, name := range names {
-			r, ok, err := s.Account(ctx, name)
-			if err != nil {
-				return nil, err
-			}
-			if ok && (q.Status == "" || r.Status == q.Status) && len(out) < q.Limit {
+		recs, err := s.records(ctx, names)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			if (q.Status == "" || r.Status == q.Status) && len(out) < q.Limit {
 				out = append(out, r)
 			}
 		}
@@ -106,6 +106,47 @@ func (s *Store) ListAccounts(ctx context.Context, q quota.ListQuery) ([]quota.Ac
 			break
 		}
 		after = "(" + names[len(names)-1]
+	}
+	return out, nil
+}
+
+// records reads the records of names in one pipeline (on a cluster, one
+// per node), in names' order; a name without a record (its deletion raced
+// the index) is left out.
+func (s *Store) records(ctx context.Context, names []string) ([]quota.AccountRecord, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.StringCmd, len(names))
+	err := s.call(ctx, "list", func(ctx context.Context) error {
+		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, name := range names {
+				cmds[i] = p.Get(ctx, s.accountKey(name))
+			}
+			return nil
+		})
+		if errors.Is(err, redis.Nil) { // Pipelined returns the first command's error
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]quota.AccountRecord, 0, len(names))
+	for i, cmd := range cmds {
+		b, err := cmd.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redis list: %w", err)
+		}
+		var r quota.AccountRecord
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("account record %s: %w", s.accountKey(names[i]), err)
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -105,3 +105,44 @@ func BenchmarkPeekRecordConcurrent(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkListAccounts is one walk over 10 000 accounts in pages of 1000,
+// as a scrape's count of the accounts makes it.
+func BenchmarkListAccounts(b *testing.B) {
+	for _, c := range benchTargets(b) {
+		b.Run(c.name, func(b *testing.B) {
+			s := open(b, c.addrs, 0, 0)
+			ctx := context.Background()
+			now := time.Now()
+			const n = 10000
+			for i := range n {
+				name := fmt.Sprintf("user%05d", i)
+				_, err := s.UpdateAccount(ctx, name, func(quota.AccountRecord, bool) (quota.AccountRecord, quota.AuditEntry, error) {
+					return quota.AccountRecord{Name: name, DailyLimit: 100, Status: quota.StatusActive, Created: now, Updated: now},
+						quota.AuditEntry{Time: now, Account: name, Actor: "bench", Action: quota.ActionCreate}, nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				seen := 0
+				for q := (quota.ListQuery{Limit: 1000}); ; {
+					page, err := s.ListAccounts(ctx, q)
+					if err != nil {
+						b.Fatal(err)
+					}
+					seen += len(page)
+					if len(page) < q.Limit {
+						break
+					}
+					q.After = page[len(page)-1].Name
+				}
+				if seen != n {
+					b.Fatalf("listed %d of %d accounts", seen, n)
+				}
+			}
+		})
+	}
+}
