@@ -14,7 +14,7 @@
 //     1000 store-managed accounts created through the admin API, >= 0.5x
 //     the floor on 8 connections; 1 connection, where every answer waits
 //     for a Redis round trip, is reported without a goal;
-//   - big: RSS <= 64 MiB with 1,000,000 store-managed accounts, 100,000 of
+//   - big: RSS <= 64 MB (10^6 bytes) with 1,000,000 store-managed accounts, 100,000 of
 //     them active today (each sends a message through the milter), and
 //     READY=1 within 1 s on that database.
 //
@@ -344,8 +344,9 @@ func big(ctx context.Context, b *bins, floor *proc, dir string, o options) ([]go
 	fmt.Printf("big: READY=1 after %v; RSS %.1f MiB idle, %.1f MiB after %d messages (%.0f msg/s over 8 milter connections)\n",
 		ready.Round(time.Millisecond), float64(idle)/1024, float64(after)/1024, res.Accepted, res.Rate())
 	return []goal{
-		{name: fmt.Sprintf("RSS, %d accounts, %d active today", o.accounts, o.active), got: float64(after) / 1024,
-			detail: fmt.Sprintf("%.1f MiB idle", float64(idle)/1024), max: 64, unit: " MiB"},
+		// The goal is 64 MB, read strictly: 10^6 bytes, some 61 MiB.
+		{name: fmt.Sprintf("RSS, %d accounts, %d active today", o.accounts, o.active), got: float64(after) * 1024 / 1e6,
+			detail: fmt.Sprintf("%.1f MiB = %.1f MB idle", float64(idle)/1024, float64(idle)*1024/1e6), max: 64, unit: " MB"},
 		{name: "serve ready (READY=1) on that database", got: ready.Seconds(),
 			detail: "", max: 1, unit: " s"},
 	}, nil
