@@ -275,17 +275,23 @@ func (e *Engine) Reserve(ctx context.Context, txn *Txn, login string, now time.T
 		return Decision{}, fmt.Errorf("%w: reserve for %q on %s: %w", ErrStore, d.Account.Name, d.Day, err)
 	}
 	d.Used, d.Reserved = c.Used, c.Reserved
+	return e.takeHold(ctx, d, txn, h, granted, now)
+}
+
+// takeHold ends a reservation of h that the day's count granted or not:
+// the verdict, dry run's would-refuse, the hour's hold, and h into txn.
+func (e *Engine) takeHold(ctx context.Context, d Decision, txn *Txn, h Hold, granted bool, now time.Time) (Decision, error) {
 	if !granted {
 		d.Verdict = OverQuota
 		return d, nil
 	}
-	if c.Used+c.Reserved > d.Limit { // only in dry run
+	if d.Used+d.Reserved > d.Limit { // only in dry run
 		d.WouldRefuse = OverQuota
 	}
 	if ok, err := e.reserveHour(ctx, &d, txn, h, now); err != nil || !ok {
 		return d, err
 	}
-	txn.account = d.Account.Name
+	txn.account = h.Account
 	txn.holds = append(txn.holds, h)
 	return d, nil
 }
@@ -375,19 +381,7 @@ func (e *Engine) reserveRecord(ctx context.Context, rc RecordCounter, s *Setting
 		}
 		return d, nil
 	}
-	if !granted {
-		d.Verdict = OverQuota
-		return d, nil
-	}
-	if c.Used+c.Reserved > d.Limit { // only in dry run
-		d.WouldRefuse = OverQuota
-	}
-	if ok, err := e.reserveHour(ctx, &d, txn, h, now); err != nil || !ok {
-		return d, err
-	}
-	txn.account = name
-	txn.holds = append(txn.holds, h)
-	return d, nil
+	return e.takeHold(ctx, d, txn, h, granted, now)
 }
 
 // Commit adds txn's reserved relays to their days' usage, durably and in
