@@ -54,7 +54,7 @@ func NewAccountCache(accounts Accounts, size int) *AccountCache {
 }
 
 func (c *AccountCache) shard(name string) *accountShard {
-	return &c.shards[maphash.String(doneSeed, name)%accountShards]
+	return &c.shards[maphash.String(shardSeed, name)%accountShards]
 }
 
 // Account returns name's record from memory, or from the store and keeps

@@ -82,14 +82,16 @@ func NewLocal(usage Store, keep time.Duration) *Local {
 // doneShards spreads the commit markers over locks of their own.
 const doneShards = 16
 
-var doneSeed = maphash.MakeSeed()
+// shardSeed picks the shard of a transaction id or an account name, here
+// and in AccountCache.
+var shardSeed = maphash.MakeSeed()
 
 func (l *Local) doneOf(txn string) *doneSet {
-	return &l.done[maphash.String(doneSeed, txn)%doneShards]
+	return &l.done[maphash.String(shardSeed, txn)%doneShards]
 }
 
 func (l *Local) shardOf(account string) *acctShard {
-	return &l.accts[maphash.String(doneSeed, account)%acctShards]
+	return &l.accts[maphash.String(shardSeed, account)%acctShards]
 }
 
 // Reserve grants h if the account's usage plus its live holds leave room.
