@@ -148,15 +148,12 @@ func New(b BuildInfo) *Metrics {
 		m.storeOps, m.storeSeconds, m.adminRequests, m.adminSeconds, m.purchases, m.purchasedRelay, m.reloads, m.lastReload, m.lastSuccess, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	m.milterRefused = bind(m.refused, reasons, "milter")
-	m.policyRefused = bind(m.refused, reasons, "policy")
-	m.milterWould = bind(m.wouldRef, limitReasons, "milter")
-	m.policyWould = bind(m.wouldRef, limitReasons, "policy")
-	m.messageResult = bind(m.messages, results)
-	m.policyAction = make(map[string]*stripedCounter, len(actions))
-	for _, a := range actions {
-		m.policyAction[a] = m.requests.With(a)
-	}
+	m.milterRefused = bind(m.refused.WithLabelValues, reasons, "milter")
+	m.policyRefused = bind(m.refused.WithLabelValues, reasons, "policy")
+	m.milterWould = bind(m.wouldRef.WithLabelValues, limitReasons, "milter")
+	m.policyWould = bind(m.wouldRef.WithLabelValues, limitReasons, "policy")
+	m.messageResult = bind(m.messages.WithLabelValues, results)
+	m.policyAction = bind(m.requests.With, actions)
 	m.opTable() // every op's series at 0 from the start
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
@@ -170,13 +167,15 @@ func New(b BuildInfo) *Metrics {
 	return m
 }
 
-// bind creates the children of vec for each value of its last label, the
+// bind creates a family's children for each value of its last label, the
 // leading labels fixed, so that every series exists (at 0) from the start:
 // rate() and the dashboard need no special case for a reason never seen.
-func bind(vec *prometheus.CounterVec, values []string, leading ...string) map[string]prometheus.Counter {
-	out := make(map[string]prometheus.Counter, len(values))
+// with makes a child from label values: CounterVec.WithLabelValues, or
+// stripedVec.With for the families on the per-request path.
+func bind[C any](with func(...string) C, values []string, leading ...string) map[string]C {
+	out := make(map[string]C, len(values))
 	for _, v := range values {
-		out[v] = vec.WithLabelValues(append(leading, v)...)
+		out[v] = with(append(leading, v)...)
 	}
 	return out
 }
@@ -198,11 +197,13 @@ func (m *Metrics) Reloaded(ok bool, unix float64) {
 // Loaded stamps the time the config was first loaded.
 func (m *Metrics) Loaded(unix float64) { m.lastReload.Set(unix) }
 
-func counter(known map[string]prometheus.Counter, vec *prometheus.CounterVec, value string, leading ...string) prometheus.Counter {
+// counter is value's child bound by bind, or with's for a value bind did
+// not know.
+func counter[C any](known map[string]C, with func(...string) C, value string, leading ...string) C {
 	if c, ok := known[value]; ok {
 		return c
 	}
-	return vec.WithLabelValues(append(leading, value)...)
+	return with(append(leading, value)...)
 }
 
 // Milter returns the observer the milter reports to.
@@ -261,13 +262,13 @@ func (o MilterObserver) Held(n int64) { o.m.held.Add(float64(n)) }
 
 // Refused counts a recipient the milter refused.
 func (o MilterObserver) Refused(reason string) {
-	counter(o.m.milterRefused, o.m.refused, reason, "milter").Inc()
+	counter(o.m.milterRefused, o.m.refused.WithLabelValues, reason, "milter").Inc()
 }
 
 // Decided counts a message by the result of its decision line, and the
 // relays it committed.
 func (o MilterObserver) Decided(result string, accepted int64) {
-	counter(o.m.messageResult, o.m.messages, result).Inc()
+	counter(o.m.messageResult, o.m.messages.WithLabelValues, result).Inc()
 	if result == "accept" {
 		o.m.relays.Add(float64(accepted))
 	}
@@ -275,7 +276,7 @@ func (o MilterObserver) Decided(result string, accepted int64) {
 
 // WouldRefuse counts a recipient the milter let through in dry run.
 func (o MilterObserver) WouldRefuse(reason string) {
-	counter(o.m.milterWould, o.m.wouldRef, reason, "milter").Inc()
+	counter(o.m.milterWould, o.m.wouldRef.WithLabelValues, reason, "milter").Inc()
 }
 
 // PolicyObserver counts what the policy service answers (it satisfies
@@ -285,19 +286,15 @@ type PolicyObserver struct{ m *Metrics }
 // Answered counts a request by its action ("dunno", "defer_if_permit",
 // "reject").
 func (o PolicyObserver) Answered(action string) {
-	c, ok := o.m.policyAction[action]
-	if !ok {
-		c = o.m.requests.With(action)
-	}
-	c.Inc()
+	counter(o.m.policyAction, o.m.requests.With, action).Inc()
 }
 
 // Refused counts a recipient the policy service refused.
 func (o PolicyObserver) Refused(reason string) {
-	counter(o.m.policyRefused, o.m.refused, reason, "policy").Inc()
+	counter(o.m.policyRefused, o.m.refused.WithLabelValues, reason, "policy").Inc()
 }
 
 // WouldRefuse counts a recipient the policy service let through in dry run.
 func (o PolicyObserver) WouldRefuse(reason string) {
-	counter(o.m.policyWould, o.m.wouldRef, reason, "policy").Inc()
+	counter(o.m.policyWould, o.m.wouldRef.WithLabelValues, reason, "policy").Inc()
 }
